@@ -1,0 +1,103 @@
+import { Writable } from 'node:stream';
+import winston from 'winston';
+
+/**
+ * Structured logging: winston, one JSON object per line on stdout (DESIGN.md, "Structured logs").
+ * Every line of a delivery's life carries the same fields, so `grep <delivery-id>` tells its story.
+ */
+export type Logger = winston.Logger;
+
+/** The fields DESIGN.md names; child loggers bind some of them for a whole delivery or batch. */
+export interface LogFields {
+  delivery?: string;
+  event?: string;
+  action?: string;
+  repo?: string;
+  number?: number;
+  batch?: string;
+  attempt?: number;
+  durationMs?: number;
+  added?: string[];
+  removed?: string[];
+  error?: string;
+  [key: string]: unknown;
+}
+
+export interface LoggerOptions {
+  level: 'error' | 'warn' | 'info' | 'debug';
+  format: 'json' | 'pretty';
+  /** Where lines go; stdout by default. Tests pass a {@link LogCapture}'s stream. */
+  stream?: NodeJS.WritableStream;
+  /** Strings that must never appear in a line (token, secrets): replaced by `[redacted]`. */
+  redact?: string[];
+}
+
+/** Renames winston's `message`/`timestamp` to DESIGN's `msg`/`time` and masks secrets. */
+const shape = (redact: string[]) =>
+  winston.format((info) => {
+    const out = info as Record<string | symbol, unknown>;
+    out.time = new Date().toISOString();
+    out.msg = out.message;
+    delete out.message;
+    if (out.error instanceof Error) out.error = out.error.message;
+    if (redact.length > 0) {
+      for (const key of Object.keys(out)) {
+        const v = out[key];
+        if (typeof v === 'string') out[key] = mask(v, redact);
+      }
+    }
+    return info;
+  })();
+
+function mask(text: string, redact: string[]): string {
+  let result = text;
+  for (const secret of redact) {
+    if (secret.length >= 4 && result.includes(secret)) result = result.split(secret).join('[redacted]');
+  }
+  return result;
+}
+
+const pretty = winston.format.printf((info) => {
+  const { level, msg, time, ...rest } = info as Record<string, unknown>;
+  const fields = Object.entries(rest)
+    .filter(([k]) => typeof k === 'string')
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ');
+  return `${String(time).slice(11, 23)} ${String(level).padEnd(5)} ${String(msg)}${fields ? '  ' + fields : ''}`;
+});
+
+export function createLogger(options: LoggerOptions): Logger {
+  const redact = (options.redact ?? []).filter((s) => s.length > 0);
+  return winston.createLogger({
+    level: options.level,
+    format: winston.format.combine(shape(redact), options.format === 'pretty' ? pretty : winston.format.json()),
+    transports: [new winston.transports.Stream({ stream: options.stream ?? process.stdout })],
+  });
+}
+
+/** Collects log lines in memory, parsed; for tests and for tools that read their own logs. */
+export class LogCapture {
+  readonly lines: Record<string, unknown>[] = [];
+  readonly stream = new Writable({
+    write: (chunk: Buffer, _enc, done) => {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (line.trim()) this.lines.push(JSON.parse(line) as Record<string, unknown>);
+      }
+      done();
+    },
+  });
+
+  /** Lines whose fields all equal the given ones. */
+  find(fields: Record<string, unknown>): Record<string, unknown>[] {
+    return this.lines.filter((l) => Object.entries(fields).every(([k, v]) => l[k] === v));
+  }
+
+  get text(): string {
+    return this.lines.map((l) => JSON.stringify(l)).join('\n');
+  }
+}
+
+/** A logger that writes nowhere, for code paths that need one and tests that do not look. */
+export function silentLogger(): Logger {
+  return winston.createLogger({ silent: true });
+}

@@ -1,0 +1,50 @@
+import type { Logger } from '../log/logger.js';
+import type { StoredDelivery } from '../journal/types.js';
+import type { Subject } from '../subject.js';
+
+/** A journaled delivery with its payload parsed, handed to an evaluator. */
+export interface DeliveryInput extends StoredDelivery {
+  payload: Record<string, unknown>;
+}
+
+/**
+ * One evaluation of one subject: every pending delivery of the subject claimed at once.
+ * `deliveries` are ordered oldest to newest by the payload's `updated_at` (then journal order),
+ * so `newest` is the last one: the state to evaluate. Comments (each may carry a command)
+ * and label changes (who removed what) are all in `deliveries`.
+ */
+export interface WorkItem {
+  subject: Subject;
+  /** Id of the micro-batch that released this subject (log field `batch`). */
+  batch: string;
+  /** 1 for the first try of these deliveries, then 2, 3, … on retries. */
+  attempt: number;
+  deliveries: DeliveryInput[];
+  newest: DeliveryInput;
+}
+
+/** What an evaluation reports back, for logs and metrics. */
+export interface EvaluationResult {
+  added: string[];
+  removed: string[];
+  /** Free-form reason when nothing was done (no config, config error, dry run, …). */
+  note?: string;
+}
+
+/**
+ * The seam between ingest and triage: the scheduler calls `evaluate` once per work item, never
+ * twice at once for one subject. Throwing means "try the whole evaluation again later"; an error
+ * with `permanent: true` dead-letters the deliveries at once.
+ */
+export interface Evaluator {
+  evaluate(item: WorkItem, log: Logger): Promise<EvaluationResult>;
+}
+
+/** An evaluation error that retrying cannot fix (e.g. a 404 for a deleted issue): dead-letter at once. */
+export class PermanentError extends Error {
+  readonly permanent = true;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PermanentError';
+  }
+}
