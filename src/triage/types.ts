@@ -1,0 +1,107 @@
+/**
+ * The triage decision's inputs and output. `decide` (in `decide.ts`) is a pure function of these:
+ * no I/O, no clock.
+ */
+
+/** A list of regexes compiled with a linear-time engine (RE2 semantics): a repo's config is untrusted. */
+export interface CompiledPattern {
+  source: string;
+  /** Returns the matched text, or undefined. */
+  match(text: string): string | undefined;
+}
+
+export interface LabelRule {
+  /** `any` (default): one condition holding is enough; `all`: every condition given must hold. */
+  match: 'any' | 'all';
+  title?: CompiledPattern[];
+  body?: CompiledPattern[];
+  /** Globs over a pull request's changed files (picomatch, dotfiles included). */
+  files?: string[];
+  /** `template`: the headings of the issue's matching template; or an explicit list of headings. */
+  missingSections?: 'template' | string[];
+}
+
+export interface TriageConfig {
+  /** Label name (as it exists in the repo or org) → its rule, in the config's order. */
+  labels: Map<string, LabelRule>;
+  size?: {
+    /** Label → smallest size (additions + deletions) that earns it. */
+    labels: Map<string, number>;
+    exclude: string[];
+  };
+  commands: { enabled: boolean; minPermission: 'read' | 'write' | 'admin'; reply: boolean };
+  /** A short hash of the config's source text: recorded with every label the service adds. */
+  version: string;
+}
+
+/** A triage config that could not be used: reported once per repo (cached), the issue is left alone. */
+export interface ConfigProblem {
+  /** The file, e.g. `.gitea/triage.yml`. */
+  file: string;
+  /** Line in the file when known. */
+  line?: number;
+  /** Key path, e.g. `labels.kind/bug.title[0]`. */
+  path?: string;
+  message: string;
+}
+
+/** An issue template reduced to what `missing_sections: template` needs. */
+export interface TemplateInfo {
+  name: string;
+  fileName: string;
+  /** `##`/`###` headings of a markdown template, or the field labels of a YAML form; in order. */
+  headings: string[];
+}
+
+/** The issue or pull request as it is now (the payload's newest state plus re-read labels). */
+export interface SubjectState {
+  kind: 'issue' | 'pull';
+  number: number;
+  title: string;
+  body: string;
+  /** Label names currently on it. */
+  labels: string[];
+  /** Pull requests: every changed file (all pages). */
+  files?: { filename: string; additions: number; deletions: number }[];
+}
+
+/** Who owns which label of this issue, from the ownership records. */
+export interface Ownership {
+  /** Labels the service added under a rule and that are still its own. */
+  botOwned: ReadonlySet<string>;
+  /** Labels a person removed: never re-added by a rule. */
+  humanRemoved: ReadonlySet<string>;
+}
+
+/** A `/label` command already checked against the commenter's permission. */
+export interface AllowedCommand {
+  user: string;
+  add: string[];
+  remove: string[];
+}
+
+export interface Reason {
+  label: string;
+  action: 'add' | 'remove' | 'keep' | 'skip';
+  /** `labels.kind/bug.title`, `size`, `command`, … */
+  rule: string;
+  /** The matched text, the file, the missing headings, the size, the command's author… */
+  evidence: string;
+}
+
+/** What to change, and why. `add` and `remove` never overlap; `add` holds at most one label per exclusive scope. */
+export interface Plan {
+  add: string[];
+  remove: string[];
+  /** Labels added by command: owned by the person, not by the rules. */
+  addedByCommand: string[];
+  reasons: Reason[];
+}
+
+/** Everything `decide` needs about the repo. */
+export interface DecideContext {
+  config: TriageConfig;
+  templates: TemplateInfo[];
+  /** Exclusive label names (Gitea `exclusive: true`): scope = name up to the last `/`. */
+  exclusiveLabels: ReadonlySet<string>;
+}
