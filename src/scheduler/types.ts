@@ -1,5 +1,5 @@
 import type { Logger } from '../log/logger.js';
-import type { StoredDelivery } from '../journal/types.js';
+import type { NewDelivery, StoredDelivery } from '../journal/types.js';
 import type { Subject } from '../subject.js';
 
 /** A journaled delivery with its payload parsed, handed to an evaluator. */
@@ -38,6 +38,13 @@ export interface EvaluationResult {
  */
 export interface Evaluator {
   evaluate(item: WorkItem, log: Logger): Promise<EvaluationResult>;
+  /**
+   * Called for every delivery right after the journal committed it, accepted or ignored, before
+   * coalescing (cheap and synchronous; must not throw, must not call Gitea). Used to drop a repo's
+   * cached context on a push to its default branch, and to learn the label set from the bot's own
+   * `label_updated` echoes, which are never evaluated.
+   */
+  observe?(delivery: NewDelivery, payload: Record<string, unknown>): void;
 }
 
 /** An evaluation error that retrying cannot fix (e.g. a 404 for a deleted issue): dead-letter at once. */
