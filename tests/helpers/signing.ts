@@ -96,8 +96,8 @@ export function signDelivery(json: string, options: DeliveryOptions): SignedDeli
 }
 
 /**
- * A fixture as Gitea would deliver it, optionally changed: `mutate` edits a deep copy of the body
- * (the result is re-signed). Without changes and id, headers and signature are the fixture's own.
+ * A fixture as Gitea would deliver it, under a fresh delivery id unless `id` is given; `mutate` edits a
+ * deep copy of the body (the result is re-signed). Unchanged, the signature is the fixture's own.
  */
 export function fixtureDelivery(
   name: string,
@@ -109,7 +109,6 @@ export function fixtureDelivery(
   return signDelivery(giteaJson(body), {
     event: fixture.headers['X-Gitea-Event']!,
     eventType: fixture.headers['X-Gitea-Event-Type'],
-    id: options.id ?? (options.mutate ? undefined : fixture.headers['X-Gitea-Delivery']),
     ...options,
   });
 }
