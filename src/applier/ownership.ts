@@ -1,0 +1,294 @@
+import type Database from 'better-sqlite3';
+import type { Ownership } from '../triage/types.js';
+
+/**
+ * Who set or removed which label of an issue, kept in the journal's SQLite database
+ * (DESIGN, "Who owns a label matters more than any rule").
+ *
+ * - `rule`: the service added/removed it under a rule of the triage config (bot-owned while present).
+ * - `command`: a person asked for it with `/label` (the label is the person's).
+ * - `person`: a person changed it in Gitea (learned from a `label_updated` delivery, user = sender).
+ * - `unknown`: a change seen only by comparing label sets (who made it is not known).
+ *
+ * Repo keys are stored lower-cased (Gitea's owner and repo names are case-insensitive).
+ */
+export type LabelChangeKind = 'rule' | 'command' | 'person' | 'unknown';
+
+export interface LabelChange {
+  label: string;
+  action: 'added' | 'removed';
+  kind: LabelChangeKind;
+  /** The bot's login for `rule`, the commenter for `command`, the sender for `person`; null when unknown. */
+  user: string | null;
+  /** For rule changes: the rule (`labels.kind/bug.title`, `size`) and its evidence. */
+  rule?: string;
+  evidence?: string;
+}
+
+export interface ChangeMeta {
+  /** The delivery whose evaluation made or saw the change. */
+  delivery: string | null;
+  /** `TriageConfig.version` in force. */
+  configVersion?: string | null;
+}
+
+/** A label the service or a command added and that is still on the issue as far as it knows. */
+export interface OwnedLabel {
+  label: string;
+  kind: 'rule' | 'command';
+  user: string | null;
+  rule: string | null;
+  configVersion: string | null;
+  evidence: string | null;
+  delivery: string | null;
+  /** Epoch ms. */
+  addedAt: number;
+}
+
+/** One row of the label event log (for the `explain` tool). */
+export interface LabelEvent {
+  repo: string;
+  number: number;
+  label: string;
+  action: 'added' | 'removed';
+  kind: LabelChangeKind;
+  user: string | null;
+  rule: string | null;
+  evidence: string | null;
+  configVersion: string | null;
+  delivery: string | null;
+  /** Epoch ms. */
+  at: number;
+}
+
+/** The issue's label names as last seen, and the `updated_at` they came from (null: read after a write). */
+export interface KnownLabels {
+  labels: string[];
+  updatedAt: string | null;
+  /** Epoch ms when recorded. */
+  recordedAt: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS triage_label_owner (
+  repo TEXT NOT NULL, number INTEGER NOT NULL, label TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('rule', 'command')),
+  user TEXT, rule TEXT, config_version TEXT, evidence TEXT, delivery TEXT,
+  added_at INTEGER NOT NULL,
+  PRIMARY KEY (repo, number, label)
+);
+CREATE TABLE IF NOT EXISTS triage_label_removed (
+  repo TEXT NOT NULL, number INTEGER NOT NULL, label TEXT NOT NULL,
+  user TEXT, kind TEXT NOT NULL, delivery TEXT, removed_at INTEGER NOT NULL,
+  PRIMARY KEY (repo, number, label)
+);
+CREATE TABLE IF NOT EXISTS triage_known_labels (
+  repo TEXT NOT NULL, number INTEGER NOT NULL,
+  labels TEXT NOT NULL, updated_at TEXT, recorded_at INTEGER NOT NULL,
+  PRIMARY KEY (repo, number)
+);
+CREATE TABLE IF NOT EXISTS triage_label_event (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  repo TEXT NOT NULL, number INTEGER NOT NULL, label TEXT NOT NULL,
+  action TEXT NOT NULL CHECK (action IN ('added', 'removed')),
+  kind TEXT NOT NULL CHECK (kind IN ('rule', 'command', 'person', 'unknown')),
+  user TEXT, rule TEXT, evidence TEXT, config_version TEXT, delivery TEXT,
+  at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS triage_label_event_issue ON triage_label_event (repo, number, seq);
+CREATE TABLE IF NOT EXISTS triage_command_reply (
+  repo TEXT NOT NULL, comment_id INTEGER NOT NULL, comment_updated_at TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (repo, comment_id, comment_updated_at)
+);
+`;
+
+interface OwnerRow {
+  label: string;
+  kind: 'rule' | 'command';
+  user: string | null;
+  rule: string | null;
+  config_version: string | null;
+  evidence: string | null;
+  delivery: string | null;
+  added_at: number;
+}
+
+interface EventRow {
+  repo: string;
+  number: number;
+  label: string;
+  action: 'added' | 'removed';
+  kind: LabelChangeKind;
+  user: string | null;
+  rule: string | null;
+  evidence: string | null;
+  config_version: string | null;
+  delivery: string | null;
+  at: number;
+}
+
+/** The ownership records of every issue, on a better-sqlite3 database (the journal's). Synchronous. */
+export class OwnershipStore {
+  private readonly db: Database.Database;
+  private readonly now: () => number;
+  private readonly stmt;
+  private readonly applyChanges: (repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta) => void;
+
+  constructor(db: Database.Database, options: { now?: () => number } = {}) {
+    this.db = db;
+    this.now = options.now ?? Date.now;
+    db.exec(SCHEMA);
+    this.stmt = {
+      owned: db.prepare<[string, number], OwnerRow>(
+        'SELECT label, kind, user, rule, config_version, evidence, delivery, added_at FROM triage_label_owner WHERE repo = ? AND number = ? ORDER BY label',
+      ),
+      removed: db.prepare<[string, number], { label: string }>(
+        'SELECT label FROM triage_label_removed WHERE repo = ? AND number = ? ORDER BY label',
+      ),
+      upsertOwner: db.prepare(
+        `INSERT INTO triage_label_owner (repo, number, label, kind, user, rule, config_version, evidence, delivery, added_at)
+         VALUES (@repo, @number, @label, @kind, @user, @rule, @configVersion, @evidence, @delivery, @at)
+         ON CONFLICT (repo, number, label) DO UPDATE SET kind = excluded.kind, user = excluded.user, rule = excluded.rule,
+           config_version = excluded.config_version, evidence = excluded.evidence, delivery = excluded.delivery, added_at = excluded.added_at`,
+      ),
+      deleteOwner: db.prepare('DELETE FROM triage_label_owner WHERE repo = ? AND number = ? AND label = ?'),
+      upsertRemoved: db.prepare(
+        `INSERT INTO triage_label_removed (repo, number, label, user, kind, delivery, removed_at)
+         VALUES (@repo, @number, @label, @user, @kind, @delivery, @at)
+         ON CONFLICT (repo, number, label) DO UPDATE SET user = excluded.user, kind = excluded.kind,
+           delivery = excluded.delivery, removed_at = excluded.removed_at`,
+      ),
+      deleteRemoved: db.prepare('DELETE FROM triage_label_removed WHERE repo = ? AND number = ? AND label = ?'),
+      insertEvent: db.prepare(
+        `INSERT INTO triage_label_event (repo, number, label, action, kind, user, rule, evidence, config_version, delivery, at)
+         VALUES (@repo, @number, @label, @action, @kind, @user, @rule, @evidence, @configVersion, @delivery, @at)`,
+      ),
+      events: db.prepare<[string, number], EventRow>(
+        'SELECT repo, number, label, action, kind, user, rule, evidence, config_version, delivery, at FROM triage_label_event WHERE repo = ? AND number = ? ORDER BY seq',
+      ),
+      known: db.prepare<[string, number], { labels: string; updated_at: string | null; recorded_at: number }>(
+        'SELECT labels, updated_at, recorded_at FROM triage_known_labels WHERE repo = ? AND number = ?',
+      ),
+      upsertKnown: db.prepare(
+        `INSERT INTO triage_known_labels (repo, number, labels, updated_at, recorded_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (repo, number) DO UPDATE SET labels = excluded.labels, updated_at = excluded.updated_at, recorded_at = excluded.recorded_at`,
+      ),
+      hasReply: db.prepare<[string, number, string], { one: number }>(
+        'SELECT 1 AS one FROM triage_command_reply WHERE repo = ? AND comment_id = ? AND comment_updated_at = ?',
+      ),
+      insertReply: db.prepare(
+        'INSERT OR IGNORE INTO triage_command_reply (repo, comment_id, comment_updated_at, at) VALUES (?, ?, ?, ?)',
+      ),
+    };
+    this.applyChanges = db.transaction((repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta) => {
+      const at = this.now();
+      for (const change of changes) {
+        const row = {
+          repo,
+          number,
+          label: change.label,
+          kind: change.kind,
+          user: change.user,
+          rule: change.rule ?? null,
+          evidence: change.evidence ?? null,
+          configVersion: meta.configVersion ?? null,
+          delivery: meta.delivery,
+          at,
+        };
+        this.stmt.insertEvent.run({ ...row, action: change.action });
+        if (change.action === 'added') {
+          // Whoever adds a label cancels an earlier removal by a person.
+          this.stmt.deleteRemoved.run(repo, number, change.label);
+          if (change.kind === 'rule' || change.kind === 'command') this.stmt.upsertOwner.run(row);
+          // A person's own add makes the label theirs: no rule may remove it.
+          else this.stmt.deleteOwner.run(repo, number, change.label);
+        } else {
+          this.stmt.deleteOwner.run(repo, number, change.label);
+          // A rule removing its own label is not a person's decision; anything else is.
+          if (change.kind !== 'rule') this.stmt.upsertRemoved.run(row);
+        }
+      }
+    });
+  }
+
+  /** What `decide` needs: labels the rules own, labels a person removed. */
+  ownership(repo: string, number: number): Ownership {
+    const key = repo.toLowerCase();
+    const botOwned = new Set(
+      this.stmt
+        .owned.all(key, number)
+        .filter((r) => r.kind === 'rule')
+        .map((r) => r.label),
+    );
+    const humanRemoved = new Set(this.stmt.removed.all(key, number).map((r) => r.label));
+    return { botOwned, humanRemoved };
+  }
+
+  /** Labels added by the rules or by commands and not removed since, with why. */
+  owned(repo: string, number: number): OwnedLabel[] {
+    return this.stmt.owned.all(repo.toLowerCase(), number).map((r) => ({
+      label: r.label,
+      kind: r.kind,
+      user: r.user,
+      rule: r.rule,
+      configVersion: r.config_version,
+      evidence: r.evidence,
+      delivery: r.delivery,
+      addedAt: r.added_at,
+    }));
+  }
+
+  /** Records label changes (one transaction) and what they mean for ownership. */
+  record(repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta): void {
+    if (changes.length === 0) return;
+    this.applyChanges(repo.toLowerCase(), number, changes, meta);
+  }
+
+  /** The label event log of one issue, oldest first. */
+  events(repo: string, number: number): LabelEvent[] {
+    return this.stmt.events.all(repo.toLowerCase(), number).map((r) => ({
+      repo: r.repo,
+      number: r.number,
+      label: r.label,
+      action: r.action,
+      kind: r.kind,
+      user: r.user,
+      rule: r.rule,
+      evidence: r.evidence,
+      configVersion: r.config_version,
+      delivery: r.delivery,
+      at: r.at,
+    }));
+  }
+
+  known(repo: string, number: number): KnownLabels | undefined {
+    const row = this.stmt.known.get(repo.toLowerCase(), number);
+    if (!row) return undefined;
+    return { labels: JSON.parse(row.labels) as string[], updatedAt: row.updated_at, recordedAt: row.recorded_at };
+  }
+
+  /**
+   * Stores the issue's label set. With `updatedAt` (from a payload or a read), an older set never
+   * replaces a newer one: deliveries arrive out of order. Returns whether the set was stored.
+   */
+  setKnown(repo: string, number: number, labels: readonly string[], updatedAt: string | null): boolean {
+    const key = repo.toLowerCase();
+    if (updatedAt !== null) {
+      const current = this.stmt.known.get(key, number);
+      if (current?.updated_at && Date.parse(current.updated_at) > Date.parse(updatedAt)) return false;
+    }
+    const sorted = [...new Set(labels)].sort();
+    this.stmt.upsertKnown.run(key, number, JSON.stringify(sorted), updatedAt, this.now());
+    return true;
+  }
+
+  /** True once a reply to this version of the comment was posted (so a retried evaluation does not post twice). */
+  replied(repo: string, commentId: number, commentUpdatedAt: string): boolean {
+    return this.stmt.hasReply.get(repo.toLowerCase(), commentId, commentUpdatedAt) !== undefined;
+  }
+
+  markReplied(repo: string, commentId: number, commentUpdatedAt: string): void {
+    this.stmt.insertReply.run(repo.toLowerCase(), commentId, commentUpdatedAt, this.now());
+  }
+}
