@@ -1,0 +1,140 @@
+import { createHmac, randomUUID } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+
+/**
+ * Webhook deliveries as Gitea 1.25 sends them (services/webhook/deliver.go): the payload is Go's
+ * `json.MarshalIndent(payload, "", "  ")` — which escapes `<`, `>`, `&` (and U+2028/U+2029) as `\u003c`… —
+ * signed with HMAC-SHA256 (hex, no prefix, in `X-Gitea-Signature`/`X-Gogs-Signature`; `sha256=` prefixed in
+ * `X-Hub-Signature-256`) and HMAC-SHA1 (`X-Hub-Signature: sha1=…`), over the JSON bytes even for `form` hooks.
+ * The `X-GitHub-*` names keep that exact casing.
+ */
+export interface Delivery {
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface DeliveryOptions {
+  secret?: string;
+  /** Defaults to a random UUID (one per hook task, like Gitea). */
+  id?: string;
+  contentType?: 'json' | 'form';
+  /** `X-Gitea-Hook-Installation-Target-Type`: `repository` for repo hooks, `organization` for org hooks. */
+  targetType?: string;
+}
+
+/** Go's `encoding/json` output for a value: 2-space indent, HTML-sensitive characters escaped. */
+export function goJson(payload: unknown): string {
+  return JSON.stringify(payload, null, 2).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Go's `url.QueryEscape` (space → `+`, everything but `[A-Za-z0-9-_.~]` percent-encoded). */
+export function goQueryEscape(text: string): string {
+  return encodeURIComponent(text)
+    .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+    .replace(/%20/g, '+');
+}
+
+export function makeDelivery(event: string, type: string, payload: unknown, options: DeliveryOptions = {}): Delivery {
+  const json = goJson(payload);
+  const id = options.id ?? randomUUID();
+  const secret = options.secret ?? '';
+  // No secret: Gitea sends an empty X-Gitea-Signature and bare `sha1=`/`sha256=` prefixes.
+  const sha256 = secret ? createHmac('sha256', secret).update(json, 'utf8').digest('hex') : '';
+  const sha1 = secret ? createHmac('sha1', secret).update(json, 'utf8').digest('hex') : '';
+  const form = options.contentType === 'form';
+  const body = form ? `payload=${goQueryEscape(json)}` : json;
+  const target = options.targetType ?? 'repository';
+  return {
+    headers: {
+      'Content-Type': form ? 'application/x-www-form-urlencoded' : 'application/json',
+      'X-Gitea-Delivery': id,
+      'X-Gitea-Event': event,
+      'X-Gitea-Event-Type': type,
+      'X-Gitea-Signature': sha256,
+      'X-Gitea-Hook-Installation-Target-Type': target,
+      'X-Gogs-Delivery': id,
+      'X-Gogs-Event': event,
+      'X-Gogs-Event-Type': type,
+      'X-Gogs-Signature': sha256,
+      'X-Hub-Signature': `sha1=${sha1}`,
+      'X-Hub-Signature-256': `sha256=${sha256}`,
+      'X-GitHub-Delivery': id,
+      'X-GitHub-Event': event,
+      'X-GitHub-Event-Type': type,
+      'X-GitHub-Hook-Installation-Target-Type': target,
+      'User-Agent': 'Go-http-client/1.1',
+      'Content-Length': String(Buffer.byteLength(body, 'utf8')),
+      'Accept-Encoding': 'gzip',
+    },
+    body,
+  };
+}
+
+/** `X-Gitea-Event` for an event type (modules/webhook/type.go `HookEventType.Event()`). */
+export function eventFamily(type: string): string {
+  if (type === 'issues' || type.startsWith('issue_')) {
+    return type === 'issue_comment' ? 'issue_comment' : 'issues';
+  }
+  if (type === 'pull_request_comment') return 'issue_comment';
+  if (type.startsWith('pull_request_review_') && type !== 'pull_request_review_request') return 'pull_request_review';
+  if (type === 'pull_request' || type.startsWith('pull_request_')) return 'pull_request';
+  return type;
+}
+
+/** What a hook's `events` option turns into (routers/api/v1/utils/hook.go `issuesHook`/`pullHook`). */
+export function expandHookEvents(events: string[]): Set<string> {
+  const chosen = new Set(events.map((e) => e.toLowerCase()));
+  const out = new Set<string>();
+  const has = (e: string): boolean => chosen.has(e);
+  for (const e of ['create', 'delete', 'fork', 'push']) if (has(e)) out.add(e);
+  // "issues" turns on every issue event type, "issues_only" just the `issues` one.
+  if (has('issues') || has('issues_only')) out.add('issues');
+  for (const e of ['issue_assign', 'issue_label', 'issue_milestone', 'issue_comment']) if (has('issues') || has(e)) out.add(e);
+  if (has('pull_request') || has('pull_request_only')) out.add('pull_request');
+  for (const e of [
+    'pull_request_assign',
+    'pull_request_label',
+    'pull_request_milestone',
+    'pull_request_comment',
+    'pull_request_review',
+    'pull_request_review_request',
+    'pull_request_sync',
+  ]) {
+    if (has('pull_request') || has(e)) out.add(e);
+  }
+  for (const e of ['wiki', 'repository', 'release', 'package', 'status', 'workflow_run', 'workflow_job']) if (has(e)) out.add(e);
+  return out;
+}
+
+/** Sends one delivery; resolves with the status or the error, never rejects. Gitea waits 5 s (DELIVER_TIMEOUT). */
+export function sendDelivery(
+  url: string,
+  delivery: Delivery,
+  agents: { http: http.Agent; https: https.Agent },
+  extraHeaders: Record<string, string> = {},
+  timeoutMs = 5000,
+): Promise<{ status?: number; error?: string }> {
+  return new Promise((resolve) => {
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      resolve({ error: `invalid URL ${url}` });
+      return;
+    }
+    const secure = target.protocol === 'https:';
+    const request = (secure ? https : http).request(
+      target,
+      { method: 'POST', headers: { ...delivery.headers, ...extraHeaders }, agent: secure ? agents.https : agents.http },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode }));
+        res.on('error', (err) => resolve({ status: res.statusCode, error: err.message }));
+      },
+    );
+    request.setTimeout(timeoutMs, () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    request.on('error', (err) => resolve({ error: err.message }));
+    request.end(delivery.body);
+  });
+}
