@@ -1,0 +1,339 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { Journal } from '../../../src/journal/journal.js';
+import type { NewDelivery } from '../../../src/journal/types.js';
+import { LogCapture, createLogger, silentLogger } from '../../../src/log/logger.js';
+
+const dirs: string[] = [];
+const open: Journal[] = [];
+
+function tempDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-'));
+  dirs.push(dir);
+  return dir;
+}
+
+function openJournal(dataDir = tempDir(), log = silentLogger()): Journal {
+  const journal = Journal.open({ dataDir, sync: 'full', log });
+  open.push(journal);
+  return journal;
+}
+
+let counter = 0;
+function delivery(overrides: Partial<NewDelivery> = {}): NewDelivery {
+  counter++;
+  const number = overrides.number ?? 1;
+  return {
+    id: `00000000-0000-4000-8000-${String(counter).padStart(12, '0')}`,
+    event: 'issues',
+    eventType: 'issues',
+    action: 'edited',
+    subject: `acme/widgets#${number}`,
+    repo: 'acme/widgets',
+    number,
+    updatedAt: '2024-05-01T10:00:00Z',
+    sender: 'alice',
+    headers: { 'x-gitea-event': 'issues', 'content-type': 'application/json' },
+    body: JSON.stringify({ action: 'edited', issue: { number } }),
+    state: 'pending',
+    ...overrides,
+  };
+}
+
+/**
+ * Commits recorded in the write-ahead log: frames whose header carries a non-zero "database size
+ * after commit" and the current salts (https://www.sqlite.org/fileformat2.html#walformat).
+ * Counts what SQLite wrote to disk, independent of the journal's own code.
+ */
+function walCommits(journal: Journal): number {
+  const wal = fs.readFileSync(`${journal.path}-wal`);
+  if (wal.length < 32) return 0;
+  const pageSize = wal.readUInt32BE(8);
+  const salt1 = wal.readUInt32BE(16);
+  const salt2 = wal.readUInt32BE(20);
+  let commits = 0;
+  for (let offset = 32; offset + 24 + pageSize <= wal.length; offset += 24 + pageSize) {
+    if (wal.readUInt32BE(offset + 8) !== salt1 || wal.readUInt32BE(offset + 12) !== salt2) break;
+    if (wal.readUInt32BE(offset + 4) !== 0) commits++;
+  }
+  return commits;
+}
+
+afterEach(async () => {
+  for (const journal of open.splice(0)) await journal.close();
+  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('Journal.open', () => {
+  it('creates a missing data directory and a WAL database with the configured sync', () => {
+    const dataDir = path.join(tempDir(), 'nested', 'data');
+    const journal = Journal.open({ dataDir, sync: 'normal', log: silentLogger() });
+    open.push(journal);
+    expect(fs.existsSync(path.join(dataDir, 'journal.db'))).toBe(true);
+    expect(journal.db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(journal.db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
+    const full = openJournal();
+    expect(full.db.pragma('synchronous', { simple: true })).toBe(2); // FULL
+    expect(journal.healthy()).toBe(true);
+  });
+
+  it('fails with a message naming the directory when it cannot be created', () => {
+    const file = path.join(tempDir(), 'not-a-dir');
+    fs.writeFileSync(file, 'x');
+    const dataDir = path.join(file, 'data');
+    expect(() => Journal.open({ dataDir, sync: 'full', log: silentLogger() })).toThrow(
+      `journal: cannot create data directory ${dataDir}`,
+    );
+  });
+
+  it('fails with a message naming the database when it cannot be opened', () => {
+    const dataDir = tempDir();
+    fs.mkdirSync(path.join(dataDir, 'journal.db'));
+    expect(() => Journal.open({ dataDir, sync: 'full', log: silentLogger() })).toThrow(
+      `journal: cannot open ${path.join(dataDir, 'journal.db')} for writing`,
+    );
+  });
+});
+
+describe('Journal.append', () => {
+  it('stores a delivery with every field and answers duplicate for the same id later', async () => {
+    const journal = openJournal();
+    const d = delivery({ action: 'opened', reason: undefined });
+    const before = Date.now();
+    await expect(journal.append(d)).resolves.toBe('accepted');
+    const stored = journal.get(d.id)!;
+    expect(stored).toMatchObject({
+      id: d.id,
+      event: 'issues',
+      eventType: 'issues',
+      action: 'opened',
+      subject: 'acme/widgets#1',
+      repo: 'acme/widgets',
+      number: 1,
+      updatedAt: '2024-05-01T10:00:00Z',
+      sender: 'alice',
+      headers: d.headers,
+      body: d.body,
+      state: 'pending',
+      attempts: 0,
+      lastError: null,
+    });
+    expect(stored.reason).toBeUndefined();
+    expect(stored.receivedAt).toBeGreaterThanOrEqual(before);
+
+    await expect(journal.append({ ...d, body: '{"changed":true}' })).resolves.toBe('duplicate');
+    expect(journal.get(d.id)!.body).toBe(d.body);
+    expect(journal.query({}).length).toBe(1);
+  });
+
+  it('answers duplicate for a repeated id inside one group', async () => {
+    const journal = openJournal();
+    const d = delivery();
+    const outcomes = await Promise.all([journal.append(d), journal.append({ ...d })]);
+    expect(outcomes).toEqual(['accepted', 'duplicate']);
+    expect(journal.query({ id: d.id })).toHaveLength(1);
+  });
+
+  it('records ignored deliveries with their reason and never as pending', async () => {
+    const journal = openJournal();
+    const d = delivery({ state: 'ignored', reason: 'sent by the bot' });
+    await journal.append(d);
+    expect(journal.get(d.id)).toMatchObject({ state: 'ignored', reason: 'sent by the bot' });
+    expect(journal.pendingCount()).toBe(0);
+    expect(journal.pendingFor('acme/widgets#1')).toEqual([]);
+  });
+
+  it('commits appends made in one tick in a single transaction', async () => {
+    const journal = openJournal();
+    // The observable counts commits: three awaited appends are three commits.
+    const start = walCommits(journal);
+    for (let i = 0; i < 3; i++) await journal.append(delivery());
+    expect(walCommits(journal)).toBe(start + 3);
+
+    const burst = Array.from({ length: 200 }, (_, i) => delivery({ number: i + 1 }));
+    const outcomes = await Promise.all(burst.map((d) => journal.append(d)));
+    expect(outcomes.every((o) => o === 'accepted')).toBe(true);
+    expect(walCommits(journal)).toBe(start + 4);
+    expect(journal.pendingCount()).toBe(203);
+  });
+
+  it('resolves only after the commit: a second connection sees the row', async () => {
+    const journal = openJournal();
+    const d = delivery();
+    await journal.append(d);
+    const Database = (await import('better-sqlite3')).default;
+    const reader = new Database(journal.path, { readonly: true });
+    try {
+      expect(reader.prepare('SELECT id FROM deliveries WHERE id = ?').get(d.id)).toEqual({ id: d.id });
+    } finally {
+      reader.close();
+    }
+  });
+
+  it('keeps what it accepted across close and reopen, including appends still grouping at close', async () => {
+    const dataDir = tempDir();
+    const first = Journal.open({ dataDir, sync: 'full', log: silentLogger() });
+    const a = delivery();
+    const b = delivery();
+    await first.append(a);
+    const late = first.append(b); // not committed yet: close() must commit it
+    await first.close();
+    await expect(late).resolves.toBe('accepted');
+    await expect(first.append(delivery())).rejects.toThrow('is closed');
+
+    const second = openJournal(dataDir);
+    expect(second.pendingFor('acme/widgets#1').map((r) => r.id)).toEqual([a.id, b.id]);
+    await expect(second.append(a)).resolves.toBe('duplicate');
+  });
+
+  it('rejects every append of a group that cannot be written, reports unhealthy, then recovers', async () => {
+    const capture = new LogCapture();
+    const journal = openJournal(tempDir(), createLogger({ level: 'info', format: 'json', stream: capture.stream }));
+    // SQLITE_READONLY on every write, as a read-only file system would answer.
+    journal.db.pragma('query_only = 1');
+    const a = delivery();
+    const b = delivery();
+    const results = await Promise.allSettled([journal.append(a), journal.append(b)]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect(String((results[0] as PromiseRejectedResult).reason)).toMatch(/readonly/i);
+    expect(journal.healthy()).toBe(false);
+    expect(capture.find({ msg: 'journal write failed', level: 'error' })).toHaveLength(1);
+
+    journal.db.pragma('query_only = 0');
+    expect(journal.healthy()).toBe(false); // until a write succeeds
+    await expect(journal.append(a)).resolves.toBe('accepted');
+    expect(journal.healthy()).toBe(true);
+    expect(journal.get(b.id)).toBeUndefined();
+  });
+
+  it('reports unhealthy when a state change cannot be written', async () => {
+    const journal = openJournal();
+    const d = delivery();
+    await journal.append(d);
+    journal.db.pragma('query_only = 1');
+    expect(() => journal.markDone([d.id])).toThrow(/readonly/i);
+    expect(journal.healthy()).toBe(false);
+    journal.db.pragma('query_only = 0');
+    journal.markDone([d.id]);
+    expect(journal.healthy()).toBe(true);
+    expect(journal.get(d.id)!.state).toBe('done');
+  });
+});
+
+describe('pending rows', () => {
+  it('lists the pending rows of one subject in journal order', async () => {
+    const journal = openJournal();
+    const a1 = delivery({ number: 1, updatedAt: '2024-05-01T12:00:00Z' });
+    const b1 = delivery({ number: 2 });
+    const a2 = delivery({ number: 1, updatedAt: '2024-05-01T09:00:00Z' });
+    const a3 = delivery({ number: 1 });
+    for (const d of [a1, b1, a2, a3]) await journal.append(d);
+    journal.markDone([a3.id]);
+    const rows = journal.pendingFor('acme/widgets#1');
+    expect(rows.map((r) => r.id)).toEqual([a1.id, a2.id]);
+    expect(rows[0]!.seq).toBeLessThan(rows[1]!.seq);
+    expect(journal.pendingCount()).toBe(3);
+  });
+
+  it('pages pending subjects by their first pending row', async () => {
+    const journal = openJournal();
+    // subject numbers in arrival order: 1, 2, 1, 3, 4, 5, 2
+    const rows = [1, 2, 1, 3, 4, 5, 2].map((number) => delivery({ number }));
+    await Promise.all(rows.map((d) => journal.append(d)));
+    journal.markDone([rows[3]!.id]); // #3 has nothing pending any more
+    const seqOf = (i: number) => journal.get(rows[i]!.id)!.seq;
+
+    const page1 = journal.pendingSubjects(2);
+    expect(page1).toEqual([
+      { subject: 'acme/widgets#1', firstSeq: seqOf(0) },
+      { subject: 'acme/widgets#2', firstSeq: seqOf(1) },
+    ]);
+    const page2 = journal.pendingSubjects(2, page1[1]!.firstSeq);
+    expect(page2).toEqual([
+      { subject: 'acme/widgets#4', firstSeq: seqOf(4) },
+      { subject: 'acme/widgets#5', firstSeq: seqOf(5) },
+    ]);
+    expect(journal.pendingSubjects(2, page2[1]!.firstSeq)).toEqual([]);
+
+    // Once #1's first row is done, its first pending row is the later one.
+    journal.markDone([rows[0]!.id]);
+    expect(journal.pendingSubjects(10).map((s) => [s.subject, s.firstSeq])).toEqual([
+      ['acme/widgets#2', seqOf(1)],
+      ['acme/widgets#1', seqOf(2)],
+      ['acme/widgets#4', seqOf(4)],
+      ['acme/widgets#5', seqOf(5)],
+    ]);
+  });
+});
+
+describe('state changes', () => {
+  it('marks done, counts failures, dead-letters and requeues', async () => {
+    const journal = openJournal();
+    const [a, b, c, ignored] = [delivery(), delivery(), delivery(), delivery({ state: 'ignored', reason: 'bot' })];
+    for (const d of [a!, b!, c!, ignored!]) await journal.append(d);
+
+    journal.markDone([a!.id, ignored!.id]);
+    expect(journal.get(a!.id)!.state).toBe('done');
+    expect(journal.get(ignored!.id)!.state).toBe('ignored'); // only pending rows become done
+
+    journal.recordFailure([b!.id, c!.id], 'HTTP 502 from Gitea');
+    journal.recordFailure([b!.id], 'timeout');
+    expect(journal.get(b!.id)).toMatchObject({ state: 'pending', attempts: 2, lastError: 'timeout' });
+    expect(journal.get(c!.id)).toMatchObject({ state: 'pending', attempts: 1, lastError: 'HTTP 502 from Gitea' });
+
+    journal.markFailed([b!.id], 'issue deleted (404)');
+    expect(journal.get(b!.id)).toMatchObject({ state: 'failed', attempts: 3, lastError: 'issue deleted (404)' });
+    expect(journal.pendingFor('acme/widgets#1').map((r) => r.id)).toEqual([c!.id]);
+    expect(journal.pendingCount()).toBe(1);
+
+    journal.requeue([b!.id, a!.id]); // only failed rows go back
+    expect(journal.get(b!.id)).toMatchObject({ state: 'pending', attempts: 0 });
+    expect(journal.get(a!.id)!.state).toBe('done');
+    expect(journal.pendingFor('acme/widgets#1').map((r) => r.id)).toEqual([b!.id, c!.id]);
+  });
+
+  it('prunes done and ignored rows received before the cut-off, keeps pending and failed ones', async () => {
+    const journal = openJournal();
+    const [done, ignored, pending, failed] = [delivery(), delivery({ state: 'ignored' }), delivery(), delivery()];
+    // One group: one commit, one received_at for all four.
+    await Promise.all([done!, ignored!, pending!, failed!].map((d) => journal.append(d)));
+    journal.markDone([done!.id]);
+    journal.markFailed([failed!.id], 'boom');
+    const receivedAt = journal.get(done!.id)!.receivedAt;
+
+    expect(journal.prune(receivedAt)).toBe(0); // received at the cut-off: kept
+    expect(journal.prune(receivedAt + 1)).toBe(2);
+    expect(journal.get(done!.id)).toBeUndefined();
+    expect(journal.get(ignored!.id)).toBeUndefined();
+    expect(journal.get(pending!.id)!.state).toBe('pending');
+    expect(journal.get(failed!.id)!.state).toBe('failed');
+  });
+});
+
+describe('Journal.query', () => {
+  it('filters by repo, subject, state and time, newest last, with a limit keeping the newest', async () => {
+    const journal = openJournal();
+    const rows = [
+      delivery({ number: 1 }),
+      delivery({ number: 2 }),
+      delivery({ number: 1, repo: 'acme/other', subject: 'acme/other#1' }),
+      delivery({ number: 1 }),
+    ];
+    for (const d of rows) await journal.append(d);
+    journal.markDone([rows[0]!.id]);
+    const ids = (list: { id: string }[]) => list.map((r) => r.id);
+
+    expect(ids(journal.query({}))).toEqual(rows.map((r) => r.id));
+    expect(ids(journal.query({ repo: 'acme/widgets' }))).toEqual([rows[0]!.id, rows[1]!.id, rows[3]!.id]);
+    expect(ids(journal.query({ subject: 'acme/widgets#1' }))).toEqual([rows[0]!.id, rows[3]!.id]);
+    expect(ids(journal.query({ subject: 'acme/widgets#1', state: 'pending' }))).toEqual([rows[3]!.id]);
+    expect(ids(journal.query({ limit: 2 }))).toEqual([rows[2]!.id, rows[3]!.id]);
+    expect(ids(journal.query({ id: rows[1]!.id }))).toEqual([rows[1]!.id]);
+    const t = journal.get(rows[0]!.id)!.receivedAt;
+    expect(journal.query({ since: t + 1_000_000 })).toEqual([]);
+    expect(journal.query({ until: t })).toEqual([]);
+    expect(journal.query({ since: t, until: Date.now() + 1 })).toHaveLength(4);
+  });
+});
