@@ -1,0 +1,460 @@
+import { performance } from 'node:perf_hooks';
+import PQueue from 'p-queue';
+import type { Batch } from '../coalescer/api.js';
+import { isGroupedBatch } from '../coalescer/coalescer.js';
+import type { JournalApi } from '../journal/api.js';
+import type { StoredDelivery } from '../journal/types.js';
+import type { Logger } from '../log/logger.js';
+import { parseSubject, repoOf } from '../subject.js';
+import type { DeliveryInput, EvaluationResult, Evaluator, WorkItem } from './types.js';
+
+export interface SchedulerHooks {
+  /** After each evaluation: `done`, `retry` (scheduled again later) or `failed` (dead-lettered). */
+  onEvaluated?(outcome: 'done' | 'retry' | 'failed', durationMs: number, item: WorkItem): void;
+  /** For each batch handed to {@link Scheduler.schedule}. */
+  onBatch?(batch: Batch): void;
+}
+
+export interface SchedulerOptions {
+  journal: JournalApi;
+  evaluator: Evaluator;
+  /** Evaluations running at once. */
+  concurrency: number;
+  /** Attempts of one evaluation before its deliveries are dead-lettered. */
+  maxAttempts: number;
+  log: Logger;
+  /** First retry delay cap (ms); doubles per attempt. Default 1000. */
+  retryBaseMs?: number;
+  /** Largest retry delay (ms). Default 60000. */
+  retryMaxMs?: number;
+  hooks?: SchedulerHooks;
+}
+
+type Phase = 'ready' | 'queued' | 'running' | 'retry';
+
+/** What the scheduler remembers per subject: never deliveries, only where the subject is. */
+interface Entry {
+  phase: Phase;
+  /** The latest batch that released the subject (log field `batch`). */
+  batch: string;
+  /** Scheduled again while running: run once more afterwards. */
+  dirty: boolean;
+  /** Consecutive failures of the journal itself (not of the evaluator), for backoff. */
+  journalFailures: number;
+}
+
+type Next = { retryInMs: number } | undefined;
+
+/**
+ * Runs evaluations concurrently (p-queue, `concurrency`) with one rule: a subject is never
+ * evaluated twice at once. It remembers subject names only; the deliveries to evaluate are
+ * read from the journal when a subject's turn comes, so memory grows with the number of
+ * distinct subjects in flight, never with the backlog.
+ */
+export class Scheduler {
+  private readonly journal: JournalApi;
+  private readonly evaluator: Evaluator;
+  private readonly concurrency: number;
+  private readonly maxAttempts: number;
+  private readonly log: Logger;
+  private readonly retryBaseMs: number;
+  private readonly retryMaxMs: number;
+  private readonly hooks: SchedulerHooks;
+  private readonly queue: PQueue;
+  /** At most this many tasks sit in p-queue (running + waiting); the rest wait as names in `ready`. */
+  private readonly capacity: number;
+  private readonly pageSize: number;
+
+  private readonly entries = new Map<string, Entry>();
+  /** Subjects waiting for a slot, oldest first. */
+  private readonly ready = new Set<string>();
+  private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  private queuedInPQueue = 0;
+  private active = 0;
+  /** Resume paging: the last `firstSeq` seen; undefined when not resuming. */
+  private resumeAfter: number | undefined;
+  private resumePage = 0;
+  private stopping = false;
+  private idleWaiters: (() => void)[] = [];
+  private drainWaiters: (() => void)[] = [];
+
+  constructor(options: SchedulerOptions) {
+    if (!Number.isInteger(options.concurrency) || options.concurrency < 1) {
+      throw new RangeError(`concurrency must be an integer >= 1, got ${options.concurrency}`);
+    }
+    if (!Number.isInteger(options.maxAttempts) || options.maxAttempts < 1) {
+      throw new RangeError(`maxAttempts must be an integer >= 1, got ${options.maxAttempts}`);
+    }
+    this.journal = options.journal;
+    this.evaluator = options.evaluator;
+    this.concurrency = options.concurrency;
+    this.maxAttempts = options.maxAttempts;
+    this.log = options.log;
+    this.retryBaseMs = options.retryBaseMs ?? 1000;
+    this.retryMaxMs = options.retryMaxMs ?? 60_000;
+    this.hooks = options.hooks ?? {};
+    this.capacity = 2 * this.concurrency;
+    this.pageSize = Math.max(16, this.capacity);
+    this.queue = new PQueue({ concurrency: this.concurrency });
+    // 'next' fires after p-queue has released a finished task's slot.
+    this.queue.on('next', () => this.pump());
+  }
+
+  /** Evaluations running now. */
+  get running(): number {
+    return this.active;
+  }
+
+  /** Subjects waiting for a slot. */
+  get queued(): number {
+    return this.ready.size + this.queuedInPQueue;
+  }
+
+  /** Subjects waiting on a retry timer. */
+  get retrying(): number {
+    return this.retryTimers.size;
+  }
+
+  /** Queues the subjects of a flushed micro-batch. */
+  schedule(batch: Batch): void {
+    if (this.stopping) {
+      this.log.debug('batch not scheduled: stopping (its deliveries stay pending)', { batch: batch.id });
+      return;
+    }
+    this.callHook(() => this.hooks.onBatch?.(batch));
+    if (isGroupedBatch(batch)) {
+      for (const group of batch.groups) {
+        for (const id of group.deliveryIds) this.log.info('batched', { delivery: id, batch: batch.id, subject: group.subject });
+      }
+    } else {
+      const subject = batch.subjects.length === 1 ? batch.subjects[0] : undefined;
+      for (const id of batch.deliveryIds) this.log.info('batched', { delivery: id, batch: batch.id, subject });
+    }
+    for (const subject of batch.subjects) this.enqueue(subject, batch.id);
+    this.pump();
+  }
+
+  /**
+   * Feeds the subjects left pending by an earlier run (stop, crash) page by page, as slots free
+   * up; the backlog stays in the journal.
+   */
+  resume(): void {
+    if (this.stopping || this.resumeAfter !== undefined) return;
+    this.resumeAfter = 0;
+    this.resumePage = 0;
+    let pending: number | undefined;
+    try {
+      pending = this.journal.pendingCount();
+    } catch {
+      pending = undefined;
+    }
+    if (pending) this.log.info('resuming pending deliveries', { pending });
+    this.pump();
+  }
+
+  /** Resolves when nothing is ready, queued, running, or waiting for a retry timer. */
+  onIdle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Starts nothing new (waiting subjects stay pending in the journal), clears retry timers and
+   * waits up to `timeoutMs` for running evaluations. True if all of them finished.
+   */
+  async stop(timeoutMs: number): Promise<boolean> {
+    this.stopping = true;
+    this.resumeAfter = undefined;
+    this.queue.clear();
+    this.queuedInPQueue = 0;
+    this.ready.clear();
+    for (const timer of this.retryTimers.values()) clearTimeout(timer);
+    this.retryTimers.clear();
+    for (const [subject, entry] of this.entries) if (entry.phase !== 'running') this.entries.delete(subject);
+    if (this.active > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.drainWaiters.push(resolve)),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, timeoutMs);
+          timer.unref();
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    this.checkIdle();
+    return this.active === 0;
+  }
+
+  private enqueue(subject: string, batch: string): void {
+    const entry = this.entries.get(subject);
+    if (!entry) {
+      this.entries.set(subject, { phase: 'ready', batch, dirty: false, journalFailures: 0 });
+      this.ready.add(subject);
+      return;
+    }
+    entry.batch = batch;
+    // Ready or queued: its turn reads the journal, new deliveries included. Waiting on a retry:
+    // the retry takes them (same subject, same backoff). Running: one more turn afterwards.
+    if (entry.phase === 'running') entry.dirty = true;
+  }
+
+  /** Moves ready subjects into p-queue while it holds fewer than `capacity` tasks. */
+  private pump(): void {
+    if (!this.stopping) {
+      while (this.queue.size + this.queue.pending < this.capacity) {
+        // Top the ready set up from the backlog so that live traffic cannot starve it.
+        if (this.resumeAfter !== undefined && this.ready.size < this.pageSize) this.loadResumePage();
+        const subject = first(this.ready);
+        if (subject === undefined) {
+          if (this.resumeAfter !== undefined) continue;
+          break;
+        }
+        this.ready.delete(subject);
+        const entry = this.entries.get(subject)!;
+        entry.phase = 'queued';
+        this.queuedInPQueue++;
+        this.queue.add(() => this.run(subject, entry)).catch((error: unknown) => {
+          this.log.error('scheduler task failed', { subject, error: messageOf(error) });
+        });
+      }
+    }
+    this.checkIdle();
+  }
+
+  private loadResumePage(): void {
+    let page: { subject: string; firstSeq: number }[];
+    try {
+      page = this.journal.pendingSubjects(this.pageSize, this.resumeAfter);
+    } catch (error) {
+      this.log.error('resume failed: cannot read pending subjects', { error: messageOf(error) });
+      this.resumeAfter = undefined;
+      return;
+    }
+    const batch = `resume-${++this.resumePage}`;
+    for (const { subject, firstSeq } of page) {
+      this.resumeAfter = firstSeq;
+      if (this.entries.has(subject)) continue;
+      this.entries.set(subject, { phase: 'ready', batch, dirty: false, journalFailures: 0 });
+      this.ready.add(subject);
+    }
+    if (page.length > 0) this.log.debug('resumed subjects', { batch, subjects: page.length });
+    if (page.length < this.pageSize) {
+      this.resumeAfter = undefined;
+      this.log.debug('resume complete', { pages: this.resumePage });
+    }
+  }
+
+  private async run(subject: string, entry: Entry): Promise<void> {
+    this.queuedInPQueue--;
+    entry.phase = 'running';
+    entry.dirty = false;
+    this.active++;
+    let next: Next;
+    try {
+      next = await this.evaluate(subject, entry.batch);
+      entry.journalFailures = 0;
+    } catch (error) {
+      // The journal could not be read or written (disk full, closed): the rows stay pending.
+      entry.journalFailures++;
+      const retryInMs = this.backoff(entry.journalFailures);
+      this.log.error('evaluation bookkeeping failed: journal unavailable', {
+        subject,
+        batch: entry.batch,
+        error: messageOf(error),
+        retryInMs,
+      });
+      next = { retryInMs };
+    } finally {
+      this.active--;
+    }
+    this.settle(subject, entry, next);
+  }
+
+  /** Decides where a subject goes after its turn. */
+  private settle(subject: string, entry: Entry, next: Next): void {
+    if (this.stopping) {
+      // Whatever is left is pending in the journal, for the next start.
+      this.entries.delete(subject);
+    } else if (next) {
+      entry.phase = 'retry';
+      entry.dirty = false;
+      const timer = setTimeout(() => {
+        this.retryTimers.delete(subject);
+        entry.phase = 'ready';
+        this.ready.add(subject);
+        this.pump();
+      }, next.retryInMs);
+      timer.unref();
+      this.retryTimers.set(subject, timer);
+    } else if (entry.dirty) {
+      entry.phase = 'ready';
+      entry.dirty = false;
+      this.ready.add(subject);
+    } else {
+      this.entries.delete(subject);
+    }
+    if (this.active === 0) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+
+  /** One evaluation of a subject: its pending deliveries, newest state last. Returns a retry, if any. */
+  private async evaluate(subject: string, batch: string): Promise<Next> {
+    const rows = this.journal.pendingFor(subject);
+    if (rows.length === 0) {
+      this.log.debug('nothing pending', { subject, batch });
+      return undefined;
+    }
+    const parsed = parseSubject(subject);
+    if (!parsed) {
+      const error = `not a subject key: ${subject}`;
+      this.journal.markFailed(
+        rows.map((r) => r.id),
+        error,
+      );
+      for (const row of rows) this.log.error('failed', { delivery: row.id, batch, subject, error });
+      return undefined;
+    }
+
+    const deliveries: DeliveryInput[] = [];
+    for (const row of rows) {
+      const payload = parsePayload(row);
+      if (typeof payload === 'string') {
+        // One broken row must not hold back the subject's other deliveries.
+        this.journal.markFailed([row.id], payload);
+        this.log.error('failed', { delivery: row.id, batch, subject, error: payload });
+        continue;
+      }
+      deliveries.push({ ...row, payload });
+    }
+    if (deliveries.length === 0) return undefined;
+    // Gitea delivers from several workers, out of order: "newest" is by the payload's updated_at.
+    deliveries.sort(byUpdatedAtThenSeq);
+
+    const newest = deliveries[deliveries.length - 1]!;
+    let attempt = 1;
+    for (const d of deliveries) attempt = Math.max(attempt, d.attempts + 1);
+    const item: WorkItem = { subject: parsed, batch, attempt, deliveries, newest };
+    const ids = deliveries.map((d) => d.id);
+    const log = this.log.child({
+      delivery: newest.id,
+      batch,
+      subject,
+      repo: repoOf(parsed),
+      ...(parsed.kind === 'issue' ? { number: parsed.number } : {}),
+      attempt,
+    });
+
+    const started = performance.now();
+    let result: EvaluationResult | undefined;
+    let failure: unknown;
+    let threw = false;
+    try {
+      result = await this.evaluator.evaluate(item, log);
+    } catch (error) {
+      threw = true;
+      failure = error;
+    }
+    const durationMs = Math.round((performance.now() - started) * 10) / 10;
+
+    if (!threw) {
+      this.journal.markDone(ids);
+      log.info('evaluated', {
+        deliveries: ids,
+        durationMs,
+        added: result?.added ?? [],
+        removed: result?.removed ?? [],
+        ...(result?.note !== undefined ? { note: result.note } : {}),
+      });
+      this.callHook(() => this.hooks.onEvaluated?.('done', durationMs, item));
+      return undefined;
+    }
+
+    const error = messageOf(failure);
+    const permanent = (failure as { permanent?: unknown } | null)?.permanent === true;
+    if (permanent || attempt >= this.maxAttempts) {
+      this.journal.markFailed(ids, error);
+      log.error('failed', { deliveries: ids, durationMs, error, permanent, attempts: attempt });
+      if (failure instanceof Error && failure.stack) log.debug('failure stack', { stack: failure.stack });
+      this.callHook(() => this.hooks.onEvaluated?.('failed', durationMs, item));
+      return undefined;
+    }
+    this.journal.recordFailure(ids, error);
+    const retryInMs = this.backoff(attempt);
+    log.warn('retry scheduled', { deliveries: ids, durationMs, error, retryInMs, maxAttempts: this.maxAttempts });
+    this.callHook(() => this.hooks.onEvaluated?.('retry', durationMs, item));
+    return { retryInMs };
+  }
+
+  /** Capped exponential backoff with full jitter: uniform in [0, min(max, base·2^(attempt-1))]. */
+  private backoff(attempt: number): number {
+    const cap = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** Math.min(attempt - 1, 30));
+    return Math.round(Math.random() * cap);
+  }
+
+  private callHook(fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.log.warn('scheduler hook failed', { error: messageOf(error) });
+    }
+  }
+
+  private isIdle(): boolean {
+    return (
+      this.ready.size === 0 &&
+      this.queue.size === 0 &&
+      this.queue.pending === 0 &&
+      this.active === 0 &&
+      this.retryTimers.size === 0 &&
+      this.resumeAfter === undefined
+    );
+  }
+
+  private checkIdle(): void {
+    if (this.idleWaiters.length === 0 || !this.isIdle()) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
+
+/** The parsed payload, or why it cannot be evaluated. */
+function parsePayload(row: StoredDelivery): Record<string, unknown> | string {
+  let payload: unknown;
+  try {
+    payload = JSON.parse(row.body);
+  } catch (error) {
+    return `payload is not valid JSON: ${messageOf(error)}`;
+  }
+  if (!payload || typeof payload !== 'object' || Array.isArray(payload)) return 'payload is not a JSON object';
+  return payload as Record<string, unknown>;
+}
+
+/** Oldest first: by the payload's updated_at (missing or unparsable first), then journal order. */
+function byUpdatedAtThenSeq(a: DeliveryInput, b: DeliveryInput): number {
+  const ta = timeOf(a.updatedAt);
+  const tb = timeOf(b.updatedAt);
+  if (ta !== tb) return ta - tb;
+  return a.seq - b.seq;
+}
+
+/** Epoch ms of an ISO time (Gitea sends offsets like `+02:00`, so strings do not compare); -Infinity if none. */
+function timeOf(iso: string | null): number {
+  if (iso === null) return -Infinity;
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? -Infinity : t;
+}
+
+function first(set: Set<string>): string | undefined {
+  for (const value of set) return value;
+  return undefined;
+}
+
+function messageOf(error: unknown): string {
+  if (error instanceof Error) return error.message || error.name;
+  return String(error);
+}
