@@ -1,0 +1,160 @@
+/**
+ * `npm run bench`: every figure of the Performance section in one run, against the simulated Gitea.
+ *   1. sweep    — 1,000 open issues over 10 repos, the linear loop against the default configuration
+ *   2. burst    — 5,000 deliveries over 500 issues in 20 repos from a 64-connection client
+ *   3. scaling  — drain time of a fixed backlog at CONCURRENCY 1…32 beside the latency bound (SVG chart)
+ *   4. ingest   — the receiver against a bare node:http server and a minimal Express app
+ * Prints tables; writes bench-results/bench-<time>.json, bench-results/latest.json and scaling.svg.
+ * Figures come from here, never from timed assertions in tests. The machine is shared: compare ratios
+ * within one run.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Table from 'cli-table3';
+import { Command, Option } from 'commander';
+import { runBurst, type BurstFigures } from './bench/burst.js';
+import { lineChartSvg } from './bench/chart.js';
+import { LINEAR_ENV, runSweep, type SweepFigures } from './bench/sweep.js';
+import { runIngestBench } from './bench-ingest.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const program = new Command('bench')
+  .description('Benchmark gitea-triage against the simulated Gitea (sweep, burst, scaling, ingest).')
+  .addOption(new Option('--latency <ms>', 'simulated Gitea latency per request').default(20).argParser(Number))
+  .addOption(new Option('--jitter <ms>', 'extra random latency, uniform in [0, jitter]').default(10).argParser(Number))
+  .addOption(new Option('--only <parts>', 'comma list of sweep,burst,scaling,ingest').default('sweep,burst,scaling,ingest'))
+  .addOption(new Option('--quick', 'a smaller run (for trying the script), not the published figures'))
+  .addOption(new Option('--out <dir>', 'where the JSON and the chart go').default(path.join(root, 'bench-results')));
+program.parse();
+const opts = program.opts<{ latency: number; jitter: number; only: string; quick?: boolean; out: string }>();
+const parts = new Set(opts.only.split(',').map((s) => s.trim()));
+const q = opts.quick === true;
+
+const results: Record<string, unknown> = {
+  when: new Date().toISOString(),
+  machine: { cpus: os.cpus().length, node: process.version },
+  latencyMs: opts.latency,
+  jitterMs: opts.jitter,
+  quick: q,
+};
+const ms = (v: number) => `${(v / 1000).toFixed(2)} s`;
+const n1 = (v: number) => v.toFixed(1);
+const n2 = (v: number) => v.toFixed(2);
+
+function printTable(title: string, head: string[], rows: (string | number)[][]) {
+  const t = new Table({ head, style: { head: [], border: [] } });
+  for (const r of rows) t.push(r.map(String));
+  console.log(`\n${title}\n${t.toString()}`);
+}
+
+async function sweep() {
+  const repos = 10;
+  const perRepo = q ? 10 : 100;
+  const common = { repos, issuesPerRepo: perRepo, latencyMs: opts.latency, jitterMs: opts.jitter };
+  const linear = await runSweep({ ...common, mode: 'linear', env: LINEAR_ENV });
+  const pipeline = await runSweep({ ...common, mode: 'default', env: {} });
+  const rows = [linear, pipeline].map((f: SweepFigures) => [
+    f.mode,
+    f.issues,
+    f.concurrency,
+    ms(f.wallMs),
+    f.requests,
+    f.labelWrites,
+    n2(f.otherRequests / f.issues),
+    n2(f.requestsPerIssue),
+    f.connections,
+    f.failed,
+  ]);
+  printTable(
+    `Sweep: ${linear.issues} open issues over ${repos} repos, Gitea latency ${opts.latency} ms + up to ${opts.jitter} ms`,
+    ['mode', 'issues', 'concurrency', 'wall', 'requests', 'label writes', 'other req/issue', 'req/issue', 'TCP conns', 'failed'],
+    rows,
+  );
+  const speedup = linear.wallMs / pipeline.wallMs;
+  console.log(`default is ${n1(speedup)}× faster than linear; ${n1(linear.connections / Math.max(1, pipeline.connections))}× fewer connections`);
+  results.sweep = { linear, default: pipeline, speedup };
+}
+
+async function burst() {
+  const entry = path.join(root, 'dist', 'main.js');
+  console.log('\nbuilding dist/ for the burst (the service runs as `node dist/main.js`, as in production)…');
+  execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.build.json')], {
+    stdio: 'inherit',
+  });
+  const f: BurstFigures = await runBurst({
+    deliveries: q ? 1000 : 5000,
+    repos: 20,
+    issuesPerRepo: q ? 10 : 25,
+    latencyMs: opts.latency,
+    jitterMs: opts.jitter,
+    connections: 64,
+    entry,
+  });
+  printTable(
+    `Burst: ${f.deliveries} deliveries over ${f.issues} issues in ${f.repos} repos, 64 connections, as fast as acknowledged`,
+    ['ack req/s', 'ack p50', 'ack p99', 'non-2xx', 'sent in', 'drained in', 'label writes', 'writes/delivery', 'Gitea requests', 'peak RSS'],
+    [[n1(f.ackPerSec), `${f.ackP50Ms} ms`, `${f.ackP99Ms} ms`, f.non2xx, ms(f.sendMs), ms(f.drainMs), f.labelWrites, n2(f.labelWritesPerDelivery), f.giteaRequests, `${n1(f.peakRssMb)} MB`]],
+  );
+  results.burst = f;
+}
+
+async function scaling() {
+  const levels = [1, 2, 4, 8, 16, 32];
+  const figures: SweepFigures[] = [];
+  for (const c of levels) {
+    figures.push(
+      await runSweep({
+        mode: `c=${c}`,
+        repos: 10,
+        issuesPerRepo: q ? 10 : 30,
+        latencyMs: opts.latency,
+        jitterMs: opts.jitter,
+        env: { CONCURRENCY: String(c), GITEA_MAX_SOCKETS: String(Math.max(16, c)) },
+      }),
+    );
+  }
+  printTable(
+    `Scaling: drain time of ${figures[0]!.issues} issues by CONCURRENCY; bound = requests × mean latency ÷ concurrency`,
+    ['concurrency', 'drain', 'bound', 'drain ÷ bound', 'requests', 'TCP conns'],
+    figures.map((f) => [f.concurrency, ms(f.wallMs), ms(f.boundMs), n2(f.wallMs / f.boundMs), f.requests, f.connections]),
+  );
+  const svg = lineChartSvg(
+    `Drain time of ${figures[0]!.issues} issues, Gitea latency ${opts.latency} ms (+≤${opts.jitter})`,
+    'CONCURRENCY (evaluators at once)',
+    'seconds',
+    [
+      { name: 'measured', color: '#c0392b', points: figures.map((f) => ({ x: f.concurrency, y: f.wallMs / 1000 })) },
+      { name: 'latency bound', color: '#2c3e50', dashed: true, points: figures.map((f) => ({ x: f.concurrency, y: f.boundMs / 1000 })) },
+    ],
+  );
+  fs.mkdirSync(opts.out, { recursive: true });
+  fs.writeFileSync(path.join(opts.out, 'scaling.svg'), svg);
+  console.log(`chart: ${path.relative(process.cwd(), path.join(opts.out, 'scaling.svg'))}`);
+  results.scaling = figures;
+}
+
+async function ingest() {
+  const figures = await runIngestBench({ durationSec: q ? 3 : 10, print: true });
+  results.ingest = figures;
+}
+
+const started = Date.now();
+for (const [name, run] of [
+  ['sweep', sweep],
+  ['burst', burst],
+  ['scaling', scaling],
+  ['ingest', ingest],
+] as const) {
+  if (parts.has(name)) await run();
+}
+results.totalSeconds = (Date.now() - started) / 1000;
+fs.mkdirSync(opts.out, { recursive: true });
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+const json = JSON.stringify(results, null, 2);
+fs.writeFileSync(path.join(opts.out, `bench-${stamp}.json`), json);
+fs.writeFileSync(path.join(opts.out, 'latest.json'), json);
+console.log(`\nwrote ${path.relative(process.cwd(), path.join(opts.out, 'latest.json'))} (${n1(results.totalSeconds as number)} s in all)`);

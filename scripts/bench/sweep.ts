@@ -1,0 +1,97 @@
+/**
+ * Sweep and scaling: a backlog of open issues triaged from scratch through the service's own evaluator
+ * (`runBackfill`), against a simulated Gitea with a fixed latency. The "linear" mode is the same code
+ * with the switches of the loop this project replaces: one issue at a time, no context cache, a new
+ * TCP connection per request.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runBackfill } from '../../src/backfill/backfill.js';
+import { loadConfig } from '../../src/config/config.js';
+import { GiteaClient } from '../../src/gitea/client.js';
+import { Journal } from '../../src/journal/journal.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { SimGitea } from '../../src/simgitea/sim.js';
+import { createTriageEvaluator } from '../../src/triage/evaluator.js';
+import { seedWorld } from './world.js';
+
+export interface SweepFigures {
+  mode: string;
+  issues: number;
+  concurrency: number;
+  wallMs: number;
+  requests: number;
+  labelWrites: number;
+  otherRequests: number;
+  requestsPerIssue: number;
+  connections: number;
+  changed: number;
+  failed: number;
+  /** requests × mean latency ÷ min(concurrency, sockets): the floor Gitea's latency sets. */
+  boundMs: number;
+}
+
+export interface SweepOptions {
+  mode: 'linear' | 'default' | string;
+  repos: number;
+  issuesPerRepo: number;
+  latencyMs: number;
+  jitterMs: number;
+  /** Environment overrides on top of DESIGN's defaults (CONCURRENCY, CONTEXT_TTL_MS, GITEA_KEEP_ALIVE, …). */
+  env: Record<string, string>;
+  seed?: number;
+}
+
+export const LINEAR_ENV = { CONCURRENCY: '1', BATCH_WINDOW_MS: '0', CONTEXT_TTL_MS: '0', GITEA_KEEP_ALIVE: 'false' };
+
+export async function runSweep(options: SweepOptions): Promise<SweepFigures> {
+  const sim = await SimGitea.start({ latencyMs: options.latencyMs, jitterMs: options.jitterMs, seed: options.seed ?? 7 });
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-bench-sweep-'));
+  const log = silentLogger();
+  try {
+    const world = seedWorld(sim, options.repos, options.issuesPerRepo);
+    const config = loadConfig({
+      GITEA_URL: sim.url,
+      GITEA_TOKEN: sim.token,
+      WEBHOOK_SECRET: 'bench-secret',
+      DATA_DIR: dataDir,
+      ...options.env,
+    });
+    const journal = Journal.open({ dataDir, sync: config.journalSync, log });
+    const gitea = new GiteaClient({
+      baseUrl: config.giteaUrl,
+      token: config.giteaToken,
+      maxSockets: config.giteaMaxSockets,
+      keepAlive: config.giteaKeepAlive,
+      timeoutMs: config.giteaTimeoutMs,
+      retries: config.giteaRetries,
+      log,
+    });
+    const evaluator = createTriageEvaluator({ journal, gitea, log, config, botLogin: () => sim.botLogin });
+    sim.resetStats();
+    const summary = await runBackfill({ gitea, evaluator, repos: world.repos, concurrency: config.concurrency, log });
+    const stats = sim.stats();
+    gitea.close();
+    await journal.close();
+    const issues = world.issues.length;
+    const meanLatency = options.latencyMs + options.jitterMs / 2;
+    return {
+      mode: options.mode,
+      issues,
+      concurrency: config.concurrency,
+      wallMs: summary.durationMs,
+      requests: stats.requests,
+      labelWrites: stats.labelWrites,
+      otherRequests: stats.requests - stats.labelWrites,
+      requestsPerIssue: stats.requests / issues,
+      connections: stats.connections,
+      changed: summary.changed,
+      failed: summary.failed,
+      boundMs: (stats.requests * meanLatency) / Math.min(config.concurrency, config.giteaMaxSockets),
+    };
+  } finally {
+    await sim.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,122 @@
+import PQueue from 'p-queue';
+import type { GiteaApi } from '../gitea/api.js';
+import type { GiteaIssue } from '../gitea/types.js';
+import type { Logger } from '../log/logger.js';
+import type { DeliveryInput, Evaluator, WorkItem } from '../scheduler/types.js';
+import { issueSubject } from '../subject.js';
+
+/** One triaged issue or pull request of a backfill. */
+export interface BackfillRow {
+  subject: string;
+  kind: 'issue' | 'pull';
+  title: string;
+  added: string[];
+  removed: string[];
+  note?: string;
+  error?: string;
+}
+
+export interface BackfillSummary {
+  rows: BackfillRow[];
+  evaluated: number;
+  changed: number;
+  unchanged: number;
+  failed: number;
+  durationMs: number;
+}
+
+export interface BackfillOptions {
+  gitea: GiteaApi;
+  /** The service's evaluator (`createTriageEvaluator`): the same decision and applier as for webhooks. */
+  evaluator: Evaluator;
+  /** `owner/name` of each repository to sweep. */
+  repos: string[];
+  concurrency: number;
+  log: Logger;
+  /** Only issues updated at or after this time (ISO 8601): the reconcile sweep. */
+  since?: string;
+  /** Called after each issue, for progress bars. */
+  onProgress?(done: number, total: number, row: BackfillRow): void;
+}
+
+/**
+ * Triage every open issue and pull request of some repositories: the old linear loop, done concurrently
+ * through the service's own evaluator. Each issue becomes a work item with one synthetic delivery
+ * (`event: backfill`), so the evaluator reads, decides and applies exactly as for a webhook. One failure
+ * is a row with its error, never the end of the sweep.
+ */
+export async function runBackfill(options: BackfillOptions): Promise<BackfillSummary> {
+  const started = Date.now();
+  const queue = new PQueue({ concurrency: options.concurrency });
+  const rows: BackfillRow[] = [];
+  const lists = await Promise.all(
+    options.repos.map(async (full) => {
+      const [owner, repo] = splitRepo(full);
+      const issues = await options.gitea.listIssues(owner, repo, { state: 'open', ...(options.since ? { since: options.since } : {}) });
+      return issues.map((issue) => ({ owner, repo, issue }));
+    }),
+  );
+  const work = lists.flat();
+  let done = 0;
+  for (const { owner, repo, issue } of work) {
+    void queue.add(async () => {
+      const item = backfillItem(owner, repo, issue);
+      const row: BackfillRow = {
+        subject: item.subject.key,
+        kind: issue.pull_request ? 'pull' : 'issue',
+        title: issue.title,
+        added: [],
+        removed: [],
+      };
+      const log = options.log.child({ delivery: item.newest.id, repo: `${owner}/${repo}`, number: issue.number });
+      try {
+        const result = await options.evaluator.evaluate(item, log);
+        row.added = result.added;
+        row.removed = result.removed;
+        if (result.note !== undefined) row.note = result.note;
+      } catch (error) {
+        row.error = error instanceof Error ? error.message : String(error);
+        log.warn('backfill evaluation failed', { error: row.error });
+      }
+      rows.push(row);
+      options.onProgress?.(++done, work.length, row);
+    });
+  }
+  await queue.onIdle();
+  rows.sort((a, b) => a.subject.localeCompare(b.subject, 'en', { numeric: true }));
+  const failed = rows.filter((r) => r.error !== undefined).length;
+  const changed = rows.filter((r) => r.error === undefined && r.added.length + r.removed.length > 0).length;
+  return { rows, evaluated: rows.length - failed, changed, unchanged: rows.length - failed - changed, failed, durationMs: Date.now() - started };
+}
+
+/** A work item for one listed issue, as if a delivery had just arrived for it. */
+export function backfillItem(owner: string, repo: string, issue: GiteaIssue): WorkItem {
+  const subject = issueSubject(owner, repo, issue.number);
+  const payload = { action: 'backfill', number: issue.number, issue, repository: { owner: { login: owner }, name: repo, full_name: `${owner}/${repo}` } };
+  const delivery: DeliveryInput = {
+    id: `backfill-${owner}-${repo}-${issue.number}-${Date.now().toString(36)}`,
+    event: 'backfill',
+    eventType: 'backfill',
+    action: 'backfill',
+    subject: subject.key,
+    repo: `${owner}/${repo}`,
+    number: issue.number,
+    updatedAt: issue.updated_at,
+    sender: null,
+    headers: {},
+    body: '',
+    state: 'pending',
+    seq: 0,
+    receivedAt: Date.now(),
+    attempts: 0,
+    lastError: null,
+    payload,
+  };
+  return { subject, batch: 'backfill', attempt: 1, deliveries: [delivery], newest: delivery };
+}
+
+export function splitRepo(full: string): [string, string] {
+  const m = /^([^/\s]+)\/([^/\s]+)$/.exec(full);
+  if (!m) throw new Error(`not a repository: ${JSON.stringify(full)} (expected owner/name)`);
+  return [m[1]!, m[2]!];
+}
