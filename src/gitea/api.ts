@@ -22,6 +22,11 @@ export interface GiteaApi {
   getCurrentUser(): Promise<GiteaUser>;
   /** `GET /repos/{owner}/{repo}` (for `default_branch`). */
   getRepo(owner: string, repo: string): Promise<GiteaRepo>;
+  /**
+   * `GET /orgs/{org}/repos`, every page (Gitea orders them by id; `X-Total-Count`): the repositories of an
+   * organisation the bot can see (the backfill's `--org`). A 404 (no such organisation) is a `GiteaError`.
+   */
+  listOrgRepos(org: string): Promise<GiteaRepo[]>;
   /** `GET /repos/{owner}/{repo}/issues/{index}` (issues and pull requests). */
   getIssue(owner: string, repo: string, index: number): Promise<GiteaIssue>;
   /** `GET /repos/{owner}/{repo}/issues?state=open&type=…&since=…`, every page. */

@@ -155,6 +155,10 @@ export class GiteaClient implements GiteaApi {
     return (await this.send<GiteaRepo>({ method: 'GET', path: path('repos', owner, repo), idempotent: true })).data;
   }
 
+  async listOrgRepos(org: string): Promise<GiteaRepo[]> {
+    return (await this.allPages<GiteaRepo>(path('orgs', org, 'repos'), {})) ?? [];
+  }
+
   async getIssue(owner: string, repo: string, index: number): Promise<GiteaIssue> {
     const p = path('repos', owner, repo, 'issues', index);
     return (await this.send<GiteaIssue>({ method: 'GET', path: p, idempotent: true })).data;

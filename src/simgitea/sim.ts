@@ -691,6 +691,16 @@ export class SimGitea {
       return { status: 200, body: repoJson(this.ctx, repo, perms) };
     });
 
+    // routers/api/v1/org/org.go ListOrgRepos → listUserRepos: paged, ordered by id, X-Total-Count.
+    this.route('GET', '/orgs/{org}/repos', (c) => {
+      const org = this.orgOf(c);
+      const list = [...this.repos.values()].filter((r) => r.owner.id === org.id).sort((a, b) => a.id - b.id);
+      const json = list.map((repo) => {
+        const level = this.levelOf(repo, c.doer);
+        return repoJson(this.ctx, repo, { admin: isAdmin(level), push: canWrite(level), pull: level !== 'none' });
+      });
+      return this.paged(json, c.query, false);
+    });
     this.route('GET', '/repos/{owner}/{repo}/issues', (c) => this.listIssues(c));
     this.route('GET', '/repos/{owner}/{repo}/issues/{index}', (c) => {
       const { repo, issue } = this.issueOf(c);
