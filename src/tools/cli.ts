@@ -1,0 +1,184 @@
+import { Readable, Writable } from 'node:stream';
+import { CommanderError, type Command } from 'commander';
+import { ConfigError, loadConfig, type Config } from '../config/config.js';
+import { GiteaClient } from '../gitea/client.js';
+import { createLogger, silentLogger, type Logger } from '../log/logger.js';
+
+/**
+ * Shared plumbing of the operator tools (`scripts/*.ts`): argument parsing with commander that fails
+ * with one line, configuration from the environment through `loadConfig` for only the variables a tool
+ * needs, the service's own `GiteaClient`, and one error line `<tool>: <reason>` on stderr.
+ */
+
+/** A failure the operator must act on: printed as `<tool>: <message>`, exit code `exitCode`. */
+export class ToolError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+    this.name = 'ToolError';
+  }
+}
+
+/** Where a tool reads and writes: the process's streams in scripts, in-memory ones in tests. */
+export interface ToolIO {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  /** Absent when the tool must not read stdin. */
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
+}
+
+/** A {@link ToolIO} whose output is kept in memory (tests, and tools calling tools). */
+export function captureIO(stdinText?: string): ToolIO & { out(): string; err(): string } {
+  let out = '';
+  let err = '';
+  const sink = (append: (text: string) => void) =>
+    new Writable({
+      write(chunk: Buffer | string, _enc, done) {
+        append(chunk.toString());
+        done();
+      },
+    });
+  const io: ToolIO & { out(): string; err(): string } = {
+    stdout: sink((t) => (out += t)),
+    stderr: sink((t) => (err += t)),
+    out: () => out,
+    err: () => err,
+  };
+  if (stdinText !== undefined) io.stdin = Readable.from([stdinText]);
+  return io;
+}
+
+/**
+ * Parses `argv` (without `node` and the script) with a commander program. `--help` prints the help on
+ * stdout and returns `'help'`; a usage error becomes a {@link ToolError} with commander's reason, so it
+ * is printed as one line like every other failure (commander's own `error: …` output is suppressed).
+ */
+export function parseArgs(program: Command, argv: readonly string[], io: ToolIO): 'help' | Record<string, unknown> {
+  program
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+      outputError: () => {},
+    });
+  try {
+    program.parse([...argv], { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.exitCode === 0) return 'help';
+      throw new ToolError(error.message.replace(/^error:\s*/, ''), error.exitCode || 1);
+    }
+    throw error;
+  }
+  return program.opts();
+}
+
+/** One line describing any failure: no stack, no newline, secrets masked. */
+export function describeError(error: unknown, secrets: readonly string[] = []): string {
+  let text: string;
+  if (error instanceof ConfigError) text = `${error.variable}: ${error.expected}`;
+  else if (error instanceof Error) text = error.message || error.name;
+  else text = String(error);
+  text = text.replace(/\s*\n\s*/g, ' ').trim();
+  for (const secret of secrets) {
+    if (secret.length >= 4) text = text.split(secret).join('[redacted]');
+  }
+  return text;
+}
+
+/**
+ * Runs a tool's body: its resolved number is the exit code (default 0). Any error becomes one line
+ * `<tool>: <reason>` on stderr and exit code 1 (or the {@link ToolError}'s code). `secrets()` is asked
+ * at failure time, so secrets read during the run are masked too.
+ */
+export async function runTool(
+  tool: string,
+  io: ToolIO,
+  body: () => Promise<number | void>,
+  secrets: () => readonly string[] = () => [],
+): Promise<number> {
+  try {
+    return (await body()) ?? 0;
+  } catch (error) {
+    io.stderr.write(`${tool}: ${describeError(error, secrets())}\n`);
+    return error instanceof ToolError ? error.exitCode : 1;
+  }
+}
+
+/** Environment variables a tool may ask for, and the `Config` field each one fills. */
+const TOOL_VARIABLES = {
+  GITEA_URL: 'giteaUrl',
+  GITEA_TOKEN: 'giteaToken',
+  WEBHOOK_SECRET: 'webhookSecrets',
+  GITEA_TIMEOUT_MS: 'giteaTimeoutMs',
+  GITEA_RETRIES: 'giteaRetries',
+  GITEA_MAX_SOCKETS: 'giteaMaxSockets',
+  DATA_DIR: 'dataDir',
+  CONCURRENCY: 'concurrency',
+  TRIAGE_CONFIG: 'triageConfigPath',
+  LOG_LEVEL: 'logLevel',
+} as const satisfies Record<string, keyof Config>;
+
+export type ToolVariable = keyof typeof TOOL_VARIABLES;
+export type ToolConfig<V extends ToolVariable> = Pick<Config, (typeof TOOL_VARIABLES)[V]>;
+
+/** What a tool that talks to Gitea reads: where, who, and the client's limits. */
+export const GITEA_VARIABLES = ['GITEA_URL', 'GITEA_TOKEN', 'GITEA_TIMEOUT_MS', 'GITEA_RETRIES', 'GITEA_MAX_SOCKETS'] as const;
+
+/** `loadConfig` requires these; a tool that does not need one gets a placeholder it never sees. */
+const REQUIRED_PLACEHOLDERS: Record<string, string> = {
+  GITEA_URL: 'http://placeholder.invalid',
+  GITEA_TOKEN: 'placeholder',
+  WEBHOOK_SECRET: 'placeholder',
+};
+
+/**
+ * The service's configuration parsed by `loadConfig` (same validation, same messages), from only the
+ * `variables` the tool needs: an unrelated bad variable (say `PORT`) does not stop a tool. The result
+ * holds only the fields of those variables. A `ConfigError` becomes a one-line {@link ToolError}.
+ */
+export function loadToolConfig<V extends ToolVariable>(
+  env: Readonly<Record<string, string | undefined>>,
+  variables: readonly V[],
+): ToolConfig<V> {
+  const subset: Record<string, string | undefined> = { ...REQUIRED_PLACEHOLDERS };
+  for (const name of variables) subset[name] = env[name];
+  let config: Config;
+  try {
+    config = loadConfig(subset);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new ToolError(`${error.variable}: ${error.expected}`);
+    throw error;
+  }
+  const picked: Partial<Config> = {};
+  for (const name of variables) {
+    const field = TOOL_VARIABLES[name];
+    (picked as Record<string, unknown>)[field] = config[field];
+  }
+  return picked as ToolConfig<V>;
+}
+
+/**
+ * The tool's logger: the Gitea client's retries and requests on stderr when `verbose`, nothing otherwise
+ * (a failing tool prints exactly one line). The token and secrets are masked.
+ */
+export function toolLogger(io: ToolIO, verbose: boolean, redact: readonly string[]): Logger {
+  if (!verbose) return silentLogger();
+  return createLogger({ level: 'debug', format: 'pretty', stream: io.stderr, redact: [...redact] });
+}
+
+/** The service's Gitea client with the configured limits: tools have no HTTP code of their own. */
+export function toolGiteaClient(config: ToolConfig<(typeof GITEA_VARIABLES)[number]>, log: Logger): GiteaClient {
+  return new GiteaClient({
+    baseUrl: config.giteaUrl,
+    token: config.giteaToken,
+    maxSockets: config.giteaMaxSockets,
+    keepAlive: true,
+    timeoutMs: config.giteaTimeoutMs,
+    retries: config.giteaRetries,
+    log,
+    userAgent: 'gitea-triage-tools',
+  });
+}
