@@ -1,0 +1,47 @@
+import { Command } from 'commander';
+import { parseArgs, runTool, type ToolIO } from '../tools/cli.js';
+import { issueStory, renderStory } from './explain.js';
+import { parseIssueRef } from './filter.js';
+import { createToolLog, openExistingJournal, toolServiceConfig } from './runtime.js';
+
+export const EXPLAIN_TOOL = 'explain';
+
+export interface ExplainOptions {
+  /** `owner/repo#n`. */
+  subject: string;
+  json: boolean;
+}
+
+function explainProgram(): Command {
+  return new Command(EXPLAIN_TOOL)
+    .description(
+      "An issue's story from DATA_DIR alone (no Gitea needed): the deliveries received, the labels the\n" +
+        'service added and removed with the rule, evidence and config version, the changes people made, and\n' +
+        'what the service owns now. Reads DATA_DIR.',
+    )
+    .argument('<owner/repo#n>', 'the issue or pull request')
+    .option('--json', 'print the story as JSON', false);
+}
+
+export function parseExplainArgs(argv: readonly string[], io: ToolIO): ExplainOptions | 'help' {
+  const program = explainProgram();
+  const opts = parseArgs(program, argv, io);
+  if (opts === 'help') return 'help';
+  return { subject: parseIssueRef(String(program.args[0] ?? ''), 'issue'), json: opts.json === true };
+}
+
+export async function explainMain(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: ToolIO): Promise<number> {
+  return runTool(EXPLAIN_TOOL, io, async () => {
+    const options = parseExplainArgs(argv, io);
+    if (options === 'help') return 0;
+    const config = toolServiceConfig(env, ['DATA_DIR']);
+    const journal = openExistingJournal(config.dataDir, createToolLog({ verbose: false, stream: io.stderr, redact: [] }).log);
+    try {
+      const story = issueStory(journal, journal.db, options.subject);
+      io.stdout.write(options.json ? `${JSON.stringify(story, null, 2)}\n` : `${renderStory(story)}\n`);
+      return 0;
+    } finally {
+      await journal.close();
+    }
+  });
+}

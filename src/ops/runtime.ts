@@ -1,0 +1,106 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import Database from 'better-sqlite3';
+import { loadConfig, type Config } from '../config/config.js';
+import type { GiteaApi } from '../gitea/api.js';
+import { Journal } from '../journal/journal.js';
+import { createLogger, type Logger } from '../log/logger.js';
+import { describeError as errorText, loadToolConfig, ToolError, type ToolVariable } from '../tools/cli.js';
+
+/**
+ * A whole {@link Config} for a tool that runs the service's evaluator (`createTriageEvaluator` takes
+ * one): the `variables` the tool reads come from `env` through `loadToolConfig` (same validation and
+ * messages as the service; an unrelated bad variable does not stop the tool), every other field
+ * keeps the service's default.
+ */
+export function toolServiceConfig(env: Readonly<Record<string, string | undefined>>, variables: readonly ToolVariable[]): Config {
+  // Placeholders only for loadConfig's required variables; the picked ones replace them.
+  const defaults = loadConfig({ GITEA_URL: 'http://placeholder.invalid', GITEA_TOKEN: 'placeholder', WEBHOOK_SECRET: 'placeholder' });
+  return { ...defaults, ...loadToolConfig(env, variables) };
+}
+
+/**
+ * Opens the journal in `dataDir` for a tool. Unlike the service, a tool never creates one: a
+ * mistyped DATA_DIR must say so instead of showing an empty history.
+ */
+export function openExistingJournal(dataDir: string, log: Logger): Journal {
+  const file = journalFile(dataDir);
+  if (!fs.existsSync(file)) throw new ToolError(`no journal at ${file} (is DATA_DIR right?)`);
+  try {
+    return Journal.open({ dataDir, sync: 'normal', log });
+  } catch (error) {
+    throw new ToolError(errorText(error));
+  }
+}
+
+export function journalFile(dataDir: string): string {
+  return path.join(path.resolve(dataDir), 'journal.db');
+}
+
+/**
+ * An in-memory copy of a database (the journal's, with its ownership tables), or an empty one.
+ * A dry run evaluates against it: the evaluator's bookkeeping (who removed which label, the known
+ * label set) lands in the copy, and DATA_DIR is left exactly as it was.
+ */
+export function scratchDatabase(source?: Database.Database): Database.Database {
+  return source ? new Database(source.serialize()) : new Database(':memory:');
+}
+
+/** The bot's login (`GET /user`): checks GITEA_URL and GITEA_TOKEN before any work starts. */
+export async function botIdentity(gitea: GiteaApi, giteaUrl: string): Promise<string> {
+  try {
+    return (await gitea.getCurrentUser()).login;
+  } catch (error) {
+    throw new ToolError(`cannot identify the bot at ${giteaUrl}: ${errorText(error)}`);
+  }
+}
+
+export interface ToolLog {
+  log: Logger;
+  /** Lines kept by `keep` (parsed JSON), in order. */
+  kept: Record<string, unknown>[];
+}
+
+/**
+ * The logger a tool hands to the service's code. With `verbose`, every line goes to `stream` (stderr)
+ * in a short human form; otherwise nothing is shown (a tool's output is its report, and a failure is
+ * one line). Either way, lines `keep` selects are kept parsed: the evaluator reports a dry-run decision
+ * with its reasons as a log line (DESIGN, "Structured logs"), and that is what a tool prints.
+ * The token and the secrets are masked.
+ */
+export function createToolLog(options: {
+  verbose: boolean;
+  stream: NodeJS.WritableStream;
+  redact: readonly string[];
+  keep?: (line: Record<string, unknown>) => boolean;
+}): ToolLog {
+  const kept: Record<string, unknown>[] = [];
+  const tee = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const text of chunk.toString('utf8').split('\n')) {
+        if (!text.trim()) continue;
+        let line: Record<string, unknown>;
+        try {
+          line = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          if (options.verbose) options.stream.write(`${text}\n`);
+          continue;
+        }
+        if (options.keep?.(line)) kept.push(line);
+        if (options.verbose) options.stream.write(`${humanLine(line)}\n`);
+      }
+      done();
+    },
+  });
+  const level = options.verbose ? 'debug' : 'info';
+  return { log: createLogger({ level, format: 'json', stream: tee, redact: [...options.redact] }), kept };
+}
+
+function humanLine(line: Record<string, unknown>): string {
+  const { level, msg, time, ...rest } = line;
+  const fields = Object.entries(rest)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ');
+  return `${String(time ?? '').slice(11, 23)} ${String(level).padEnd(5)} ${String(msg)}${fields ? `  ${fields}` : ''}`;
+}
