@@ -9,7 +9,7 @@ import type { NewDelivery } from '../../src/journal/types.js';
 import { createLogger, LogCapture } from '../../src/log/logger.js';
 import type { EvaluationResult, Evaluator, WorkItem } from '../../src/scheduler/types.js';
 import { FIXTURE_SECRET, type SignedDelivery } from './signing.js';
-import { startStubGitea, type StubGitea } from './stub-gitea.js';
+import { SimGitea } from '../../src/simgitea/index.js';
 import { waitFor } from './wait.js';
 
 export interface HttpAnswer {
@@ -120,8 +120,8 @@ export interface TestService {
   config: Config;
   dataDir: string;
   logs: LogCapture;
-  /** The stub Gitea (unless the test gave its own `gitea`). */
-  gitea: StubGitea | undefined;
+  /** The simulated Gitea (unless the test gave its own `gitea`). */
+  gitea: SimGitea | undefined;
   post(delivery: Pick<SignedDelivery, 'headers' | 'body'>, path?: string): Promise<HttpAnswer>;
   get(path: string): Promise<HttpAnswer>;
   /** Stops the service and the stub Gitea, and removes DATA_DIR (unless `keepDataDir`). */
@@ -134,10 +134,10 @@ export interface TestServiceOptions {
   evaluator?: Evaluator | EvaluatorFactory;
   /** A Gitea API to use instead of the stub + real client. */
   gitea?: GiteaApi;
-  /** The stub Gitea's bot login (default `triage-bot`). */
+  /** The simulated Gitea's bot login (default `triage-bot`). */
   botLogin?: string;
-  /** Status the stub answers `/api/v1/user` with at first (default 200). */
-  userStatus?: number;
+  /** Start with the simulated Gitea down (connections closed at once); `gitea.setFaults({})` brings it back. */
+  giteaDown?: boolean;
   /** Reuse a DATA_DIR (restart tests); a fresh temp dir otherwise. */
   dataDir?: string;
   /** Wait until the bot identity is known (default true). */
@@ -149,15 +149,16 @@ export function tempDataDir(): string {
 }
 
 /**
- * Starts the real service (journal in a temp DATA_DIR, real Express on an ephemeral port) against a
- * stub Gitea over real HTTP, with logs captured in memory.
+ * Starts the real service (journal in a temp DATA_DIR, real Express on an ephemeral port) against the
+ * simulated Gitea over real HTTP (through the real GiteaClient), with logs captured in memory.
  */
 export async function startService(options: TestServiceOptions = {}): Promise<TestService> {
   const dataDir = options.dataDir ?? tempDataDir();
-  const stub = options.gitea ? undefined : await startStubGitea({ login: options.botLogin, userStatus: options.userStatus });
+  const stub = options.gitea ? undefined : await SimGitea.start({ botLogin: options.botLogin ?? 'triage-bot' });
+  if (stub && options.giteaDown) stub.setFaults({ down: true });
   const config = loadConfig({
     GITEA_URL: stub?.url ?? 'http://127.0.0.1:9',
-    GITEA_TOKEN: 'test-token-0123456789',
+    GITEA_TOKEN: stub?.token ?? 'test-token-0123456789',
     WEBHOOK_SECRET: FIXTURE_SECRET,
     PORT: '0',
     HOST: '127.0.0.1',

@@ -121,14 +121,14 @@ describe('scheduling', () => {
 
 describe('readiness and failures', () => {
   it('is not ready until the bot identity is known, but accepts webhooks meanwhile', async () => {
-    t = await startService({ userStatus: 503, waitReady: false });
+    t = await startService({ giteaDown: true, waitReady: false });
     await waitFor(() => t!.logs.find({ msg: 'gitea identity unavailable' }).length > 0, { what: 'a failed identity attempt' });
     const notReady = await t.get('/readyz');
     expect(notReady.status).toBe(503);
     expect(notReady.json).toEqual({ status: 'not ready', reasons: ['gitea unreachable: bot identity unknown'] });
     expect((await t.post(editAt(3, 1))).status).toBe(202);
 
-    t.gitea!.userStatus = 200;
+    t.gitea!.setFaults({});
     await waitFor(async () => (await t!.get('/readyz')).status === 200, { what: '/readyz to turn 200' });
     expect(t.service.botLogin()).toBe('triage-bot');
     expect(t.logs.find({ msg: 'gitea identity' })[0]).toMatchObject({ level: 'info', login: 'triage-bot', version: '1.25.4' });

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { FIXTURE_SECRET, fixtureDelivery } from '../helpers/signing.js';
 import { freePort, listening, spawnTs, type Spawned } from '../helpers/process.js';
 import { request, tempDataDir } from '../helpers/service.js';
-import { startStubGitea, type StubGitea } from '../helpers/stub-gitea.js';
+import { SimGitea } from '../../src/simgitea/index.js';
 import { waitFor } from '../helpers/wait.js';
 
 // The service as a process: crash safety (kill -9), graceful stop (SIGTERM), and start-up checks
@@ -13,12 +13,12 @@ import { waitFor } from '../helpers/wait.js';
 const CHILD = 'tests/helpers/child-service.ts';
 const MAIN = 'src/main.ts';
 
-let gitea: StubGitea;
+let gitea: SimGitea;
 const dirs: string[] = [];
 const children: Spawned[] = [];
 
 beforeAll(async () => {
-  gitea = await startStubGitea();
+  gitea = await SimGitea.start({ botLogin: 'triage-bot' });
 });
 afterAll(async () => {
   for (const c of children) if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
@@ -29,7 +29,7 @@ afterAll(async () => {
 
 const baseEnv = (dataDir: string, extra: Record<string, string> = {}) => ({
   GITEA_URL: gitea.url,
-  GITEA_TOKEN: 'child-token-0123456789',
+  GITEA_TOKEN: gitea.token,
   WEBHOOK_SECRET: FIXTURE_SECRET,
   PORT: '0',
   HOST: '127.0.0.1',
@@ -138,7 +138,7 @@ describe('graceful stop', () => {
     proc.child.kill('SIGTERM');
     expect(await proc.exited).toEqual({ code: 0, signal: null });
     const text = proc.lines.map((l) => JSON.stringify(l)).join('\n');
-    expect(text).not.toContain('child-token-0123456789');
+    expect(text).not.toContain(gitea.token);
     expect(text).not.toContain(FIXTURE_SECRET);
     expect(proc.stderr()).toBe('');
   });
