@@ -111,12 +111,21 @@ export const SERVER_TIMEOUTS = {
    * not replay a POST on a connection the server closed meanwhile: a long idle time makes that race rare.
    */
   keepAliveTimeoutMs: 65_000,
+  /**
+   * Node enforces headersTimeout/requestTimeout only when it sweeps its connections, every
+   * `connectionsCheckingInterval` (default 30 s): without a short sweep, "10 s" means up to 40 s.
+   */
+  connectionsCheckingIntervalMs: 1_000,
 };
 
 /** An HTTP server for the app with {@link SERVER_TIMEOUTS} applied. */
 export function createHttpServer(app: Express): http.Server {
   const server = http.createServer(
-    { requestTimeout: SERVER_TIMEOUTS.requestTimeoutMs, headersTimeout: SERVER_TIMEOUTS.headersTimeoutMs },
+    {
+      requestTimeout: SERVER_TIMEOUTS.requestTimeoutMs,
+      headersTimeout: SERVER_TIMEOUTS.headersTimeoutMs,
+      connectionsCheckingInterval: SERVER_TIMEOUTS.connectionsCheckingIntervalMs,
+    },
     app,
   );
   server.keepAliveTimeout = SERVER_TIMEOUTS.keepAliveTimeoutMs;
