@@ -1,0 +1,373 @@
+/**
+ * Ingest benchmark: how fast does the receiver take webhooks, next to what Node can do at all?
+ *
+ * Three targets, each a child process (so the load generator does not share its event loop), loaded
+ * one after another by autocannon with the same signed, realistic deliveries (Gitea's issue and
+ * comment payloads, 5-7 KB, a fresh delivery id per request):
+ *   (a) bare    — node:http reads the body and answers 202;
+ *   (b) express — a minimal Express app: raw body, signature verified, JSON parsed, 202; no journal;
+ *   (c) service — the real service (createService): journal on disk (JOURNAL_SYNC default `full`),
+ *                 coalescer and scheduler running, a no-op evaluator, info logs written to a file.
+ * Then a fixed-rate run against a fresh (c) reports the latency at a steady 1,000 req/s.
+ *
+ *   npm run bench:ingest -- [--duration 10] [--connections 64] [--rate 1000] [--json]
+ *
+ * Figures depend on the machine (and on what else runs on it): compare the ratios within one run.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { verify } from '@octokit/webhooks-methods';
+import autocannon from 'autocannon';
+import Table from 'cli-table3';
+import { Command, Option } from 'commander';
+import express from 'express';
+import { createService } from '../src/app.js';
+import { loadConfig } from '../src/config/config.js';
+import { createLogger } from '../src/log/logger.js';
+import type { Evaluator } from '../src/scheduler/types.js';
+import { SimGitea } from '../src/simgitea/index.js';
+import { FIXTURE_SECRET, fixtureDelivery } from '../tests/helpers/signing.js';
+
+const SELF = fileURLToPath(import.meta.url);
+const ROOT = path.resolve(path.dirname(SELF), '..');
+type Target = 'bare' | 'express' | 'service';
+
+export interface IngestBenchOptions {
+  /** Seconds per measured run (default 10). */
+  durationSec?: number;
+  /** Seconds of unmeasured load before each run (default 2). */
+  warmupSec?: number;
+  /** Concurrent connections (default 64). */
+  connections?: number;
+  /** Rate of the fixed-rate run against the service, req/s (default 1000; 0 skips it). */
+  fixedRate?: number;
+  /** JOURNAL_SYNC of the service (default `full`, the service's default). */
+  journalSync?: 'full' | 'normal';
+  /** Print a table on stdout (default false). */
+  print?: boolean;
+}
+
+export interface IngestRun {
+  target: Target;
+  requestsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  requests: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+
+export interface IngestBenchFigures {
+  connections: number;
+  durationSec: number;
+  bodyBytes: { min: number; max: number; mean: number };
+  bare: IngestRun;
+  express: IngestRun;
+  service: IngestRun;
+  /** Throughput ratios: service / express and service / bare. */
+  ratios: { serviceToExpress: number; serviceToBare: number };
+  /** The fixed-rate run against a fresh service (absent when `fixedRate` is 0). */
+  fixedRate?: IngestRun & { targetRate: number };
+  journalSync: 'full' | 'normal';
+  node: string;
+  cpus: number;
+}
+
+/** Signed deliveries to cycle through: four event kinds over 250 issues, so the coalescer sees many subjects. */
+function deliveryPool(): { headers: Record<string, string>; body: Buffer }[] {
+  const kinds = ['issues-opened', 'issues-edited', 'issues-label_updated', 'issue_comment-created'];
+  const pool: { headers: Record<string, string>; body: Buffer }[] = [];
+  for (let i = 0; i < 1000; i++) {
+    const number = 1 + (i % 250);
+    const d = fixtureDelivery(kinds[i % kinds.length]!, {
+      mutate: (b) => {
+        b.issue.number = number;
+        if (b.number !== undefined) b.number = number;
+      },
+    });
+    const headers = { ...d.headers };
+    delete headers['Content-Length']; // autocannon sets it
+    pool.push({ headers, body: d.body });
+  }
+  return pool;
+}
+
+async function load(
+  url: string,
+  pool: { headers: Record<string, string>; body: Buffer }[],
+  options: { durationSec: number; connections: number; overallRate?: number },
+): Promise<autocannon.Result> {
+  let next = 0;
+  return autocannon({
+    url: `${url}/webhook`,
+    connections: options.connections,
+    duration: options.durationSec,
+    ...(options.overallRate ? { overallRate: options.overallRate } : {}),
+    requests: [
+      {
+        method: 'POST',
+        setupRequest: (request) => {
+          const d = pool[next++ % pool.length]!;
+          const id = randomUUID();
+          return {
+            ...request,
+            method: 'POST',
+            path: '/webhook',
+            headers: { ...d.headers, 'X-Gitea-Delivery': id, 'X-Gogs-Delivery': id, 'X-GitHub-Delivery': id },
+            body: d.body,
+          };
+        },
+      },
+    ],
+  });
+}
+
+function figures(target: Target, r: autocannon.Result): IngestRun {
+  return {
+    target,
+    requestsPerSec: Math.round(r.requests.average),
+    p50Ms: r.latency.p50,
+    p99Ms: r.latency.p99,
+    maxMs: r.latency.max,
+    requests: r.requests.total,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    timeouts: r.timeouts,
+  };
+}
+
+/** Starts `--serve <target>` of this file as a child process; resolves with its URL. */
+async function startTarget(target: Target, journalSync: 'full' | 'normal'): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', SELF, '--serve', target, '--journal-sync', journalSync], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    let buffer = '';
+    const onData = (chunk: Buffer) => {
+      buffer += chunk.toString('utf8');
+      const line = buffer.split('\n').find((l) => l.includes('"bench ready"'));
+      if (line) {
+        child.stdout!.off('data', onData);
+        child.stdout!.resume();
+        resolve(String((JSON.parse(line) as { url: string }).url));
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`bench target ${target} exited with ${code} before it was ready`)));
+  });
+  return {
+    url,
+    child,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Runs the whole benchmark (about 60 s with the defaults) and returns the figures. */
+export async function runIngestBench(options: IngestBenchOptions = {}): Promise<IngestBenchFigures> {
+  const durationSec = options.durationSec ?? 10;
+  const warmupSec = options.warmupSec ?? 2;
+  const connections = options.connections ?? 64;
+  const fixedRate = options.fixedRate ?? 1000;
+  const journalSync = options.journalSync ?? 'full';
+  const pool = deliveryPool();
+  const sizes = pool.map((d) => d.body.length);
+  const say = (text: string) => {
+    if (options.print) process.stdout.write(`${text}\n`);
+  };
+
+  const runs: Partial<Record<Target, IngestRun>> = {};
+  for (const target of ['bare', 'express', 'service'] as const) {
+    say(`ingest: ${target}: ${warmupSec} s warm-up, ${durationSec} s at ${connections} connections …`);
+    const t = await startTarget(target, journalSync);
+    try {
+      if (warmupSec > 0) await load(t.url, pool, { durationSec: warmupSec, connections });
+      runs[target] = figures(target, await load(t.url, pool, { durationSec, connections }));
+    } finally {
+      await t.stop();
+    }
+  }
+  const bare = runs.bare!;
+  const expressRun = runs.express!;
+  const service = runs.service!;
+
+  let fixed: IngestBenchFigures['fixedRate'];
+  if (fixedRate > 0) {
+    say(`ingest: service at a fixed ${fixedRate} req/s for ${durationSec} s …`);
+    const t = await startTarget('service', journalSync);
+    try {
+      if (warmupSec > 0) await load(t.url, pool, { durationSec: warmupSec, connections, overallRate: fixedRate });
+      fixed = { ...figures('service', await load(t.url, pool, { durationSec, connections, overallRate: fixedRate })), targetRate: fixedRate };
+    } finally {
+      await t.stop();
+    }
+  }
+
+  const result: IngestBenchFigures = {
+    connections,
+    durationSec,
+    bodyBytes: { min: Math.min(...sizes), max: Math.max(...sizes), mean: Math.round(sizes.reduce((a, b) => a + b, 0) / sizes.length) },
+    bare,
+    express: expressRun,
+    service,
+    ratios: {
+      serviceToExpress: round2(service.requestsPerSec / expressRun.requestsPerSec),
+      serviceToBare: round2(service.requestsPerSec / bare.requestsPerSec),
+    },
+    ...(fixed ? { fixedRate: fixed } : {}),
+    journalSync,
+    node: process.version,
+    cpus: os.cpus().length,
+  };
+  if (options.print) printFigures(result);
+  return result;
+}
+
+function printFigures(f: IngestBenchFigures): void {
+  const table = new Table({
+    head: ['target', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'requests', 'non-2xx', 'errors'],
+    style: { head: [], border: [] },
+  });
+  const row = (label: string, r: IngestRun) => [label, r.requestsPerSec, r.p50Ms, r.p99Ms, r.maxMs, r.requests, r.non2xx, r.errors];
+  table.push(row('(a) bare node:http', f.bare), row('(b) express + verify + parse', f.express), row(`(c) service (JOURNAL_SYNC=${f.journalSync})`, f.service));
+  if (f.fixedRate) table.push(row(`(c) at fixed ${f.fixedRate.targetRate} req/s`, f.fixedRate));
+  process.stdout.write(
+    `\nIngest: ${f.connections} connections, ${f.durationSec} s per run, bodies ${f.bodyBytes.min}-${f.bodyBytes.max} bytes ` +
+      `(mean ${f.bodyBytes.mean}), node ${f.node}, ${f.cpus} CPUs (load generator on the same machine)\n${table.toString()}\n` +
+      `service / express: ${f.ratios.serviceToExpress}   service / bare: ${f.ratios.serviceToBare}\n`,
+  );
+}
+
+function round2(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The targets (run in a child process by `--serve`).
+
+async function serve(target: Target, journalSync: 'full' | 'normal'): Promise<void> {
+  const ready = (url: string): void => {
+    process.stdout.write(`${JSON.stringify({ msg: 'bench ready', target, url })}\n`);
+  };
+  const onStop = (stop: () => Promise<void>) => {
+    const handler = () => {
+      stop().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.once('SIGTERM', handler);
+    process.once('SIGINT', handler);
+  };
+
+  if (target === 'bare') {
+    const server = http.createServer((req, res) => {
+      req.on('data', () => undefined);
+      req.on('end', () => {
+        res.writeHead(202, { 'Content-Type': 'application/json' }).end('{"status":"accepted"}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    onStop(async () => {
+      server.close();
+    });
+    return ready(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  }
+
+  if (target === 'express') {
+    const app = express();
+    app.disable('x-powered-by');
+    app.post('/webhook', express.raw({ type: () => true, limit: 5_242_880 }), async (req, res) => {
+      const body = (req.body as Buffer).toString('utf8');
+      const signature = req.headers['x-hub-signature-256'];
+      if (typeof signature !== 'string' || !(await verify(FIXTURE_SECRET, body, signature))) {
+        res.status(401).json({ error: 'signature does not match' });
+        return;
+      }
+      const payload = JSON.parse(body) as { repository?: unknown };
+      res.status(202).json({ status: 'accepted', delivery: req.headers['x-gitea-delivery'], repo: payload.repository ? 1 : 0 });
+    });
+    const server = http.createServer(app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    onStop(async () => {
+      server.close();
+    });
+    return ready(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  }
+
+  // The real service, with defaults except the port and a temp DATA_DIR; logs go to a file.
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-bench-'));
+  const gitea = await SimGitea.start({ botLogin: 'triage-bot' });
+  const config = loadConfig({
+    GITEA_URL: gitea.url,
+    GITEA_TOKEN: gitea.token,
+    WEBHOOK_SECRET: FIXTURE_SECRET,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATA_DIR: dataDir,
+    JOURNAL_SYNC: journalSync,
+  });
+  const logFile = fs.createWriteStream(path.join(dataDir, 'service.log'));
+  const log = createLogger({ level: config.logLevel, format: config.logFormat, stream: logFile, redact: [config.giteaToken, FIXTURE_SECRET] });
+  const noop: Evaluator = { evaluate: async () => ({ added: [], removed: [], note: 'bench' }) };
+  const service = await createService({ config, log, evaluator: noop });
+  const { url } = await service.listen();
+  await service.identified();
+  onStop(async () => {
+    await service.stop();
+    await gitea.close();
+    logFile.end();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+  ready(url);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const isMain = process.argv[1] !== undefined && path.resolve(process.argv[1]) === SELF;
+if (isMain) {
+  const program = new Command('bench-ingest')
+    .description('Ingest throughput and latency: bare node:http vs minimal Express vs the real service.')
+    .addOption(new Option('--duration <sec>', 'seconds per measured run').default(10).argParser(Number))
+    .addOption(new Option('--warmup <sec>', 'seconds of warm-up before each run').default(2).argParser(Number))
+    .addOption(new Option('--connections <n>', 'concurrent connections').default(64).argParser(Number))
+    .addOption(new Option('--rate <n>', 'req/s of the fixed-rate run against the service (0: skip)').default(1000).argParser(Number))
+    .addOption(new Option('--journal-sync <mode>', "the service's JOURNAL_SYNC").choices(['full', 'normal']).default('full'))
+    .addOption(new Option('--json', 'print the figures as JSON'))
+    .addOption(new Option('--serve <target>', 'internal: run one target').choices(['bare', 'express', 'service']).hideHelp());
+  program.parse();
+  const o = program.opts<{
+    duration: number;
+    warmup: number;
+    connections: number;
+    rate: number;
+    journalSync: 'full' | 'normal';
+    json?: boolean;
+    serve?: Target;
+  }>();
+  if (o.serve) {
+    await serve(o.serve, o.journalSync);
+  } else {
+    const result = await runIngestBench({
+      durationSec: o.duration,
+      warmupSec: o.warmup,
+      connections: o.connections,
+      fixedRate: o.rate,
+      journalSync: o.journalSync,
+      print: !o.json,
+    });
+    if (o.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  }
+}
