@@ -180,11 +180,13 @@ async function verified(json: string, signatures: string[], secrets: string[]): 
 /**
  * The headers as received, for replay. A form delivery is stored with its decoded JSON body, so
  * its stored headers say JSON: re-sent as they are, they verify (the signature covers that JSON).
+ * `Authorization` (a hook's optional authorization header, a credential) is not stored: the
+ * receiver does not use it, and journal rows end up in exports.
  */
 function storedHeaders(headers: ReceivedRequest['headers'], form: boolean): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue;
+    if (value === undefined || name.toLowerCase() === 'authorization' || name.toLowerCase() === 'cookie') continue;
     out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
   }
   if (form) {

@@ -54,6 +54,16 @@ describe('receiveDelivery', () => {
     expect(logs.find({ msg: 'journaled', delivery: d.id })[0]).toMatchObject({ level: 'info', event: 'issues', action: 'opened' });
   });
 
+  it('stores the headers for replay, without a credential in Authorization', async () => {
+    const d = fixtureDelivery('issues-opened');
+    await receive({ headers: { ...d.headers, Authorization: 'Bearer hook-credential' }, body: d.body });
+    const row = journal.get(d.id)!;
+    expect(row.headers['x-gitea-signature']).toBe(d.headers['X-Gitea-Signature']);
+    expect(row.headers['x-gitea-event-type']).toBe('issues');
+    expect(row.headers.authorization).toBeUndefined();
+    expect(JSON.stringify(row)).not.toContain('hook-credential');
+  });
+
   it('does not call onJournaled for a duplicate', async () => {
     const d = fixtureDelivery('issues-edited');
     await receive(d);
