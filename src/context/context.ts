@@ -52,6 +52,11 @@ export interface ContextLoaderOptions {
   ttlMs: number;
   /** `TRIAGE_CONFIG`: used by repos without a config file of their own. */
   defaultConfig?: { text: string; file: string };
+  /**
+   * Used for every repository instead of its own config file (and of `defaultConfig`): the replay
+   * tool's preview of a candidate config before it is merged. Reported as the repo's own (`source: 'repo'`).
+   */
+  overrideConfig?: { text: string; file: string };
   log: Logger;
   now?: () => number;
 }
@@ -80,6 +85,7 @@ export class ContextLoader {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly defaultParsed: (Parsed & { file: string }) | undefined;
+  private readonly overrideParsed: (Parsed & { file: string }) | undefined;
   private readonly entries = new Map<string, Entry>();
   /** Bumped by `invalidate`: a load that started before the bump must not store its (stale) result. */
   private readonly generations = new Map<string, number>();
@@ -95,6 +101,10 @@ export class ContextLoader {
     if (options.defaultConfig) {
       const { text, file } = options.defaultConfig;
       this.defaultParsed = { file, text, result: parseTriageConfig(text, file) };
+    }
+    if (options.overrideConfig) {
+      const { text, file } = options.overrideConfig;
+      this.overrideParsed = { file, text, result: parseTriageConfig(text, file) };
     }
   }
 
@@ -146,13 +156,17 @@ export class ContextLoader {
     const empty = { repo: full, templates: [], labels: new Map<string, ContextLabel>() };
     // One request on Gitea >= 1.24 (`GET …/file-contents`); nothing else is fetched for a repo
     // without a config, so an untriaged repo costs one request per TTL.
-    const files = await this.gitea.getFiles(owner, repo, [...CONFIG_FILES]);
+    const files = this.overrideParsed ? [] : await this.gitea.getFiles(owner, repo, [...CONFIG_FILES]);
     const found = files.find((f) => f !== null) ?? null;
 
     let source: RepoContext['source'];
     let file: string;
     let parsed: Parsed;
-    if (found) {
+    if (this.overrideParsed) {
+      source = 'repo';
+      file = this.overrideParsed.file;
+      parsed = this.overrideParsed;
+    } else if (found) {
       source = 'repo';
       file = found.path;
       parsed = { text: found.content, result: parseTriageConfig(found.content, found.path) };
