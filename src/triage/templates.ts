@@ -1,0 +1,475 @@
+import type { GiteaIssueTemplate } from '../gitea/types.js';
+import { capText } from './patterns.js';
+import type { TemplateInfo } from './types.js';
+
+/**
+ * Markdown as far as triage needs it: the top-level blocks of an issue body or a comment —
+ * headings, paragraphs, code, quotes, lists, HTML comments — found line by line in linear time.
+ *
+ * Why not `marked`'s lexer: an issue body is written by anyone who can open an issue, and marked 18
+ * is not linear on hostile input. Measured on this machine: 64 KiB of `a\n-\n` (setext headings)
+ * takes 2.3 s just to block-lex (256 KiB: 38 s); 64 KiB of `>` or `1. ` nesting overflows the stack;
+ * 256 KiB of `*a` takes 23 s in the inline lexer. This scanner follows CommonMark for what it
+ * reports (ATX and setext headings, fenced and indented code, block quotes with lazy continuation,
+ * HTML comment blocks, list items) and the unit tests compare its headings with marked's on
+ * ordinary documents.
+ */
+export const MARKDOWN_LIMITS = {
+  /** Characters of a body scanned for headings and sections (headings after this are not seen). */
+  maxScanLength: 256 * 1024,
+} as const;
+
+export type BlockKind = 'heading' | 'paragraph' | 'code' | 'quote' | 'list' | 'comment' | 'html' | 'hr' | 'blank';
+
+export interface Block {
+  kind: BlockKind;
+  /** 1-based line of the block's first line. */
+  line: number;
+  /** The block's lines as written (fence lines included for code). */
+  lines: string[];
+  /** Headings: 1-6. */
+  depth?: number;
+  /** Headings: the heading's text (closing `#`s and surrounding spaces removed). */
+  text?: string;
+  /** Code: a fenced block (else indented). */
+  fenced?: boolean;
+  /** Fenced code: whether its closing fence was found. */
+  closed?: boolean;
+}
+
+interface Line {
+  raw: string;
+  indent: number;
+  /** The line without its indentation. */
+  rest: string;
+}
+
+function measure(raw: string): Line {
+  let indent = 0;
+  let i = 0;
+  for (; i < raw.length; i++) {
+    const c = raw[i];
+    if (c === ' ') indent++;
+    else if (c === '\t') indent += 4 - (indent % 4);
+    else break;
+  }
+  return { raw, indent, rest: raw.slice(i) };
+}
+
+function isBlank(line: Line): boolean {
+  return line.rest.trim().length === 0;
+}
+
+/** `#`…`######` followed by a space, a tab or the end of the line. */
+function atxHeading(line: Line): { depth: number; text: string } | undefined {
+  if (line.indent > 3) return undefined;
+  const s = line.rest;
+  let n = 0;
+  while (n < s.length && s[n] === '#') n++;
+  if (n < 1 || n > 6) return undefined;
+  if (n < s.length && s[n] !== ' ' && s[n] !== '\t') return undefined;
+  let text = s.slice(n).trim();
+  // An optional closing sequence: spaces, then only `#`s.
+  let end = text.length;
+  while (end > 0 && text[end - 1] === '#') end--;
+  if (end === 0) text = '';
+  else if (end < text.length && (text[end - 1] === ' ' || text[end - 1] === '\t')) text = text.slice(0, end).trim();
+  return { depth: n, text };
+}
+
+/** A line of one repeated character (spaces allowed between when `spaced`), at least `min` long. */
+function runOf(s: string, chars: string, min: number, spaced: boolean): boolean {
+  const t = s.trimEnd();
+  if (t.length === 0 || !chars.includes(t[0] as string)) return false;
+  const c = t[0];
+  let count = 0;
+  for (const ch of t) {
+    if (ch === c) count++;
+    else if (!(spaced && (ch === ' ' || ch === '\t'))) return false;
+  }
+  return count >= min;
+}
+
+function setextUnderline(line: Line): 1 | 2 | undefined {
+  if (line.indent > 3) return undefined;
+  if (runOf(line.rest, '=', 1, false)) return 1;
+  if (runOf(line.rest, '-', 1, false)) return 2;
+  return undefined;
+}
+
+function thematicBreak(line: Line): boolean {
+  return line.indent <= 3 && runOf(line.rest, '-*_', 3, true);
+}
+
+function fenceOpening(line: Line): { char: string; length: number } | undefined {
+  if (line.indent > 3) return undefined;
+  const s = line.rest;
+  const c = s[0];
+  if (c !== '`' && c !== '~') return undefined;
+  let n = 0;
+  while (n < s.length && s[n] === c) n++;
+  if (n < 3) return undefined;
+  // A backtick fence's info string may not contain a backtick.
+  if (c === '`' && s.slice(n).includes('`')) return undefined;
+  return { char: c, length: n };
+}
+
+function closesFence(line: Line, fence: { char: string; length: number }): boolean {
+  if (line.indent > 3) return false;
+  const s = line.rest.trimEnd();
+  if (s.length < fence.length) return false;
+  for (const ch of s) if (ch !== fence.char) return false;
+  return true;
+}
+
+/** A list item's marker: the column where the item's content starts, and whether the item is empty. */
+function listItem(line: Line): { contentIndent: number; empty: boolean } | undefined {
+  if (line.indent > 3) return undefined;
+  const s = line.rest;
+  let marker = 0;
+  const c = s[0];
+  if (c === '-' || c === '+' || c === '*') {
+    marker = 1;
+  } else {
+    while (marker < s.length && marker < 10 && (s[marker] as string) >= '0' && (s[marker] as string) <= '9') marker++;
+    if (marker === 0 || marker > 9 || (s[marker] !== '.' && s[marker] !== ')')) return undefined;
+    marker++;
+  }
+  if (s.length === marker) return { contentIndent: line.indent + marker + 1, empty: true };
+  if (s[marker] !== ' ' && s[marker] !== '\t') return undefined;
+  const after = measure(s.slice(marker));
+  if (after.rest.length === 0) return { contentIndent: line.indent + marker + 1, empty: true };
+  // 5+ spaces after the marker: the content is indented code starting one space in.
+  return { contentIndent: line.indent + marker + (after.indent > 4 ? 1 : after.indent), empty: false };
+}
+
+/** Whether a line (inside a container) is paragraph text, which lazy continuation lines may extend. */
+function paragraphText(inner: Line): boolean {
+  if (isBlank(inner) || inner.indent >= 4) return false;
+  return !atxHeading(inner) && !fenceOpening(inner) && !thematicBreak(inner) && !htmlStart(inner);
+}
+
+/** Whether a quote line ends in paragraph text. */
+function quoteLineIsText(line: Line): boolean {
+  return paragraphText(measure(line.rest.replace(/^(>[ \t]?)+/, '')));
+}
+
+/** CommonMark's HTML block kind 6 (and kind 1) tags: such a block may interrupt a paragraph. */
+const BLOCK_TAGS = new Set(
+  (
+    'address article aside base basefont blockquote body caption center col colgroup dd details dialog dir div dl dt ' +
+    'fieldset figcaption figure footer form frame frameset h1 h2 h3 h4 h5 h6 head header hr html iframe legend li link ' +
+    'main menu menuitem nav noframes ol optgroup option p param pre script search section style summary table tbody td ' +
+    'textarea tfoot th thead title tr track ul'
+  ).split(' '),
+);
+
+/**
+ * An HTML block's first line: a comment, a block-level tag (may interrupt a paragraph), or another
+ * tag alone on its line (may not). Such blocks end at a blank line (comments: at `-->`).
+ */
+function htmlStart(line: Line): 'comment' | 'block' | 'inline' | undefined {
+  if (line.indent > 3) return undefined;
+  const s = line.rest;
+  if (s.startsWith('<!--')) return 'comment';
+  const tag = /^<\/?([A-Za-z][A-Za-z0-9-]*)(\s|\/?>|$)/.exec(s.slice(0, 64));
+  if (!tag) return undefined;
+  if (BLOCK_TAGS.has((tag[1] as string).toLowerCase())) return 'block';
+  return /^<\/?[A-Za-z][A-Za-z0-9-]*(\s[^<>]*)?\/?>\s*$/.test(s) ? 'inline' : undefined;
+}
+
+/** The top-level blocks of `markdown` (at most `MARKDOWN_LIMITS.maxScanLength` characters of it). */
+export function scanMarkdown(markdown: string): Block[] {
+  const text = capText(markdown, MARKDOWN_LIMITS.maxScanLength);
+  const rawLines = text.split(/\r\n|\r|\n/);
+  const blocks: Block[] = [];
+  /** The block that continuation lines join. */
+  let open: Block | undefined;
+  let fence: { char: string; length: number } | undefined;
+  /**
+   * Inside a list item: lines indented to its content column belong to it, and so does text
+   * (lazily) while the item's paragraph is open.
+   */
+  let list: { contentIndent: number; lazy: boolean; empty: boolean } | undefined;
+  /** The open quote ends in paragraph text (lazy continuation lines join it). */
+  let quoteLazy = false;
+  let blankSeen = false;
+
+  const start = (kind: BlockKind, lineNo: number, raw: string, extra?: Partial<Block>): Block => {
+    const block: Block = { kind, line: lineNo, lines: [raw], ...extra };
+    blocks.push(block);
+    return block;
+  };
+
+  for (let index = 0; index < rawLines.length; index++) {
+    const raw = rawLines[index] as string;
+    const lineNo = index + 1;
+    const line = measure(raw);
+
+    // Inside a fenced code block: until the closing fence (or the end of the text).
+    if (fence && open) {
+      open.lines.push(raw);
+      if (closesFence(line, fence)) {
+        open.closed = true;
+        fence = undefined;
+        open = undefined;
+      }
+      continue;
+    }
+    // Inside an HTML comment block: until the line holding `-->`.
+    if (open?.kind === 'comment') {
+      open.lines.push(raw);
+      if (raw.includes('-->')) open = undefined;
+      continue;
+    }
+    // Inside another HTML block: until a blank line.
+    if (open?.kind === 'html' && !isBlank(line)) {
+      open.lines.push(raw);
+      continue;
+    }
+
+    if (isBlank(line)) {
+      start('blank', lineNo, raw);
+      // Blank lines do not end an indented code block (more indented lines may follow).
+      if (!(open?.kind === 'code' && !open.fenced)) open = undefined;
+      blankSeen = true;
+      continue;
+    }
+    const afterBlank = blankSeen;
+    blankSeen = false;
+
+    // An empty item followed by a blank line has ended (an item starts with at most one blank line).
+    if (list?.empty && afterBlank) list = undefined;
+    if (list) {
+      if (line.indent >= list.contentIndent) {
+        list.empty = false;
+        // An item's content (its paragraphs, code, nested lists): not top-level.
+        if (open?.kind === 'list') open.lines.push(raw);
+        else open = start('list', lineNo, raw);
+        list.lazy = paragraphText({ raw, indent: line.indent - list.contentIndent, rest: line.rest });
+        continue;
+      }
+      if (afterBlank) list = undefined;
+    }
+
+    // Indented code: 4+ columns that do not continue a paragraph.
+    if (line.indent >= 4) {
+      if (open && (open.kind === 'paragraph' || (open.kind === 'quote' && quoteLazy) || (open.kind === 'list' && list?.lazy) || open.kind === 'code')) {
+        open.lines.push(raw);
+      } else {
+        open = start('code', lineNo, raw, { fenced: false });
+      }
+      continue;
+    }
+    if (open?.kind === 'code') open = undefined;
+
+    const opening = fenceOpening(line);
+    if (opening) {
+      fence = opening;
+      open = start('code', lineNo, raw, { fenced: true, closed: false });
+      list = undefined;
+      continue;
+    }
+    const heading = atxHeading(line);
+    if (heading) {
+      start('heading', lineNo, raw, heading);
+      open = undefined;
+      list = undefined;
+      continue;
+    }
+    const html = htmlStart(line);
+    if (html === 'comment') {
+      const block = start('comment', lineNo, raw);
+      open = raw.indexOf('-->', raw.indexOf('<!--') + 4) === -1 ? block : undefined;
+      list = undefined;
+      continue;
+    }
+    if (open?.kind === 'paragraph') {
+      const depth = setextUnderline(line);
+      if (depth) {
+        // The paragraph was a setext heading.
+        open.kind = 'heading';
+        open.depth = depth;
+        open.text = open.lines.map((l) => l.trim()).join('\n');
+        open.lines.push(raw);
+        open = undefined;
+        continue;
+      }
+    }
+    if (thematicBreak(line)) {
+      start('hr', lineNo, raw);
+      open = undefined;
+      list = undefined;
+      continue;
+    }
+    if (line.rest.startsWith('>')) {
+      if (open?.kind !== 'quote') open = start('quote', lineNo, raw);
+      else open.lines.push(raw);
+      quoteLazy = quoteLineIsText(line);
+      list = undefined;
+      continue;
+    }
+    const item = listItem(line);
+    if (item) {
+      open = start('list', lineNo, raw);
+      list = {
+        contentIndent: item.contentIndent,
+        lazy: !item.empty && paragraphText(measure(line.rest.replace(/^([-+*]|\d{1,9}[.)])/, ''))),
+        empty: item.empty,
+      };
+      continue;
+    }
+    if (html === 'block' || (html === 'inline' && !(open && (open.kind === 'paragraph' || open.kind === 'quote' || open.kind === 'list')))) {
+      open = start('html', lineNo, raw);
+      list = undefined;
+      continue;
+    }
+    // Text: continues a paragraph, or (lazily) a quote's or a list item's paragraph; else starts a paragraph.
+    if (
+      open &&
+      (open.kind === 'paragraph' ||
+        (open.kind === 'quote' && quoteLazy) ||
+        (open.kind === 'list' && list?.lazy))
+    ) {
+      open.lines.push(raw);
+      continue;
+    }
+    open = start('paragraph', lineNo, raw);
+    list = undefined;
+  }
+  return blocks;
+}
+
+/**
+ * A heading as it is compared: trimmed, inner whitespace collapsed, case-folded, emphasis and code
+ * marks (`*`, `_`, `` ` ``) dropped, a trailing `:` ignored — `## Steps to reproduce:` in a body
+ * answers `### **Steps to  Reproduce**` of a template.
+ */
+export function normalizeHeading(heading: string): string {
+  return heading
+    .replace(/[*_`]/g, '')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .replace(/\s*:+$/, '')
+    .toLowerCase();
+}
+
+/** The `##` and `###` headings of a markdown text, in order, outside code, quotes and comments. */
+export function markdownHeadings(markdown: string): string[] {
+  return scanMarkdown(markdown)
+    .filter((b) => b.kind === 'heading' && (b.depth === 2 || b.depth === 3) && (b.text ?? '') !== '')
+    .map((b) => b.text as string);
+}
+
+/** A heading of a body with what follows it (up to the next heading of the same or a higher level). */
+export interface Section {
+  heading: string;
+  depth: number;
+  /** Whether the section holds something besides blank lines, HTML comments, `_No response_`, empty list items and sub-headings. */
+  filled: boolean;
+}
+
+/**
+ * What Gitea writes for an empty form field: `_No response_` (modules/issue/template/template.go,
+ * `blankPlaceholder` in `valuedField.WriteTo`, for input, textarea and dropdown fields).
+ */
+export const NO_RESPONSE = '_No response_';
+
+/** Drops HTML comments (`<!-- … -->`, also across lines; an unclosed one runs to the end). */
+export function stripHtmlComments(text: string): string {
+  let out = '';
+  let from = 0;
+  for (;;) {
+    const open = text.indexOf('<!--', from);
+    if (open === -1) return out + text.slice(from);
+    out += text.slice(from, open);
+    const close = text.indexOf('-->', open + 4);
+    if (close === -1) return out;
+    from = close + 3;
+  }
+}
+
+function blockFilled(block: Block): boolean {
+  switch (block.kind) {
+    case 'blank':
+    case 'comment':
+    case 'heading':
+    case 'hr':
+      return false;
+    case 'code': {
+      // A fenced block's fence lines are not content: an empty block is empty.
+      const body = block.fenced ? block.lines.slice(1, block.closed ? -1 : undefined) : block.lines;
+      return body.some((l) => l.trim().length > 0);
+    }
+    case 'list': {
+      // An item with nothing after its marker (`1.`, `-`, `- [ ]`) is a template's placeholder.
+      const text = stripHtmlComments(block.lines.join('\n'));
+      return text
+        .split('\n')
+        .map((l) => l.trim().replace(/^([-+*]|\d{1,9}[.)])(\s+\[[ xX]?\])?/, '').trim())
+        .some((l) => l.length > 0);
+    }
+    default: {
+      const text = stripHtmlComments(block.lines.join('\n')).trim();
+      return text.length > 0 && text !== NO_RESPONSE;
+    }
+  }
+}
+
+/** The sections of a body, in order. */
+export function markdownSections(markdown: string): Section[] {
+  const blocks = scanMarkdown(markdown);
+  const sections: Section[] = [];
+  blocks.forEach((block, i) => {
+    if (block.kind !== 'heading' || !block.text) return;
+    const depth = block.depth ?? 1;
+    let filled = false;
+    for (let j = i + 1; j < blocks.length; j++) {
+      const next = blocks[j] as Block;
+      if (next.kind === 'heading' && (next.depth ?? 1) <= depth) break;
+      if (blockFilled(next)) {
+        filled = true;
+        break;
+      }
+    }
+    sections.push({ heading: block.text, depth, filled });
+  });
+  return sections;
+}
+
+/** Field types Gitea renders into the issue body with a `### <label>` heading. */
+const HEADED_FIELDS = new Set(['input', 'textarea', 'dropdown', 'checkboxes']);
+
+/**
+ * The headings a YAML issue form puts into the issue body, as Gitea renders a submitted form
+ * (modules/issue/template/template.go, `RenderToMarkdown` / `valuedField.WriteTo`, Gitea 1.21+):
+ * - every field visible in the content gets `### <label>` then its value — `_No response_` when an
+ *   input, textarea or dropdown is left empty; checkboxes always list their options (`- [ ] …`);
+ * - `markdown` fields are not in the content by default (`visible: [form]`); one made visible in
+ *   the content is written as its text, without a heading;
+ * - a field whose `visible` list lacks `content` is not written at all;
+ * - `attributes.hide_label: true` writes the value without the heading.
+ */
+export function formHeadings(body: NonNullable<GiteaIssueTemplate['body']>): string[] {
+  const headings: string[] = [];
+  for (const field of body) {
+    if (!field || !HEADED_FIELDS.has(field.type)) continue;
+    const visible = (field as { visible?: unknown }).visible;
+    if (Array.isArray(visible) && visible.length > 0 && !visible.includes('content')) continue;
+    const attributes = field.attributes ?? {};
+    if (attributes.hide_label === true) continue;
+    const label = attributes.label;
+    if (typeof label !== 'string' || label.trim() === '') continue;
+    // The body holds `### <label>`: read it back as a heading is read from a body (first line,
+    // closing `#`s dropped), so the template and the body compare the same text.
+    const heading = atxHeading(measure(`### ${label.split(/\r\n|\r|\n/)[0] ?? ''}`));
+    if (heading && heading.text !== '') headings.push(heading.text);
+  }
+  return headings;
+}
+
+/** An issue template reduced to its headings: a markdown template's `##`/`###`, a form's field labels. */
+export function templateInfo(t: GiteaIssueTemplate): TemplateInfo {
+  const headings = Array.isArray(t.body) && t.body.length > 0 ? formHeadings(t.body) : markdownHeadings(t.content ?? '');
+  return { name: t.name, fileName: t.file_name, headings };
+}
