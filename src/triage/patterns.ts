@@ -19,6 +19,14 @@ export const PATTERN_LIMITS = {
   maxTextLength: 64 * 1024,
   /** Matched text recorded as evidence. */
   maxEvidenceLength: 80,
+  /**
+   * RE2 program size of a pattern (roughly its instruction count). Linear time is O(text × program):
+   * ordinary label patterns stay under ~120 (an alternation of a dozen words is ~100), while
+   * `(.*){100}` or `a{1000}` cost hundreds of milliseconds on a long body.
+   */
+  maxProgramSize: 300,
+  /** Prefixes of the text searched for the matched text once a pattern is known to match (below). */
+  evidenceWindows: [1024, 4096, 16384],
   /** A glob's `{a,b}` groups may expand to at most this many alternatives. */
   maxGlobAlternatives: 64,
 } as const;
@@ -69,12 +77,31 @@ export function compilePattern(source: string): CompiledPattern {
       : describeRe2Error(error);
     throw new Error(`invalid regex ${JSON.stringify(source)}: ${detail}`);
   }
+  const size = re.programSize();
+  if (size > PATTERN_LIMITS.maxProgramSize) {
+    throw new Error(
+      `regex ${JSON.stringify(source)} is too complex (RE2 program size ${size}, limit ${PATTERN_LIMITS.maxProgramSize}): simplify its repetitions`,
+    );
+  }
+  // `$`, `\b`, `\B`, `\z` look at the text after a match: a match that ends where a searched
+  // prefix ends might not be one in the whole text.
+  const looksRight = /\$|\\[bBz]/.test(source);
   return {
     source,
     match(text: string): string | undefined {
-      const m = re.matcher(capText(text, PATTERN_LIMITS.maxTextLength));
-      if (!m.find()) return undefined;
-      return truncateEvidence(m.group() ?? '');
+      const input = capText(text, PATTERN_LIMITS.maxTextLength);
+      // Whether it matches: RE2's DFA, fast and capture-free.
+      if (!re.test(input)) return undefined;
+      // What it matched: the capturing matcher is several times slower, so it searches growing
+      // prefixes (a match is usually early) and gives up on the text past the last one.
+      for (const size of PATTERN_LIMITS.evidenceWindows) {
+        const window = size >= input.length ? input : capText(input, size);
+        const m = re.matcher(window);
+        if (m.find() && (window === input || !looksRight || m.end() < window.length)) return truncateEvidence(m.group() ?? '');
+        if (window === input) break;
+      }
+      const last = PATTERN_LIMITS.evidenceWindows[PATTERN_LIMITS.evidenceWindows.length - 1] as number;
+      return `(a match after the first ${last / 1024} KiB)`;
     },
   };
 }
