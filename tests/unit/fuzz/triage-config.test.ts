@@ -152,7 +152,8 @@ const yamlish = fc
   .map((lines) => lines.map((l) => `${' '.repeat(l.indent)}${l.dash ? '- ' : ''}${l.key}: ${l.value}`).join('\n'));
 
 /** Mostly what a person would write, sometimes not: `good` six times as often as `bad`. */
-const mostly = <T>(good: fc.Arbitrary<T>, bad: fc.Arbitrary<T>) => fc.oneof({ weight: 6, arbitrary: good }, { weight: 1, arbitrary: bad });
+const mostly = <A, B>(good: fc.Arbitrary<A>, bad: fc.Arbitrary<B>): fc.Arbitrary<A | B> =>
+  fc.oneof({ weight: 6, arbitrary: good as fc.Arbitrary<A | B> }, { weight: 1, arbitrary: bad as fc.Arbitrary<A | B> });
 
 const regex = mostly(
   fc.constantFrom(...CATASTROPHIC.filter((c) => !c.includes('{')), '\\bbug\\b', 'crash', '^fix', '[a-z]+\\d*', '\\p{L}+', '(?i)x', 'a{2,5}'),
@@ -162,7 +163,7 @@ const glob = mostly(
   fc.constantFrom('docs/**', '**/*.md', 'src/*.ts', '{a,b}/**', '**/'.repeat(20) + '*'),
   fc.oneof(fc.constantFrom('!(a)', '{a,b', '[z-a]', '../x', ''), fc.string({ maxLength: 12 })),
 );
-const list = <T>(a: fc.Arbitrary<T>) => mostly(fc.array(a, { minLength: 1, maxLength: 5 }) as fc.Arbitrary<T[] | T>, fc.oneof(a, fc.constant([] as T[])));
+const list = <T>(a: fc.Arbitrary<T>) => mostly(fc.array(a, { minLength: 1, maxLength: 5 }), fc.oneof(a as fc.Arbitrary<T | T[]>, fc.constant([] as T[])));
 const labelName = mostly(fc.constantFrom('kind/bug', 'area/docs', 'needs-info', 'size/S', 'priority/high'), fc.string({ maxLength: 10 }));
 
 /** Objects close to the real schema, with wrong types and unknown keys mixed in now and then. */
