@@ -44,7 +44,14 @@ export function journalFile(dataDir: string): string {
  * label set) lands in the copy, and DATA_DIR is left exactly as it was.
  */
 export function scratchDatabase(source?: Database.Database): Database.Database {
-  return source ? new Database(source.serialize()) : new Database(':memory:');
+  if (!source) return new Database(':memory:');
+  const image = source.serialize();
+  // Bytes 18-19 of the header are the write/read format versions: 2 for WAL, which an in-memory
+  // database cannot open ("unable to open database file"); 1 (rollback journal) for the copy.
+  // https://www.sqlite.org/fileformat2.html#database_header
+  if (image[18] === 2) image[18] = 1;
+  if (image[19] === 2) image[19] = 1;
+  return new Database(image);
 }
 
 /** The bot's login (`GET /user`): checks GITEA_URL and GITEA_TOKEN before any work starts. */
