@@ -1,0 +1,204 @@
+import fs from 'node:fs';
+import { Command, Option } from 'commander';
+import type { StoredDelivery } from '../journal/types.js';
+import { GITEA_VARIABLES, parseArgs, runTool, ToolError, toolGiteaClient, type ToolIO } from '../tools/cli.js';
+import { fileDeliveries, journalDeliveries } from './deliveries.js';
+import { type DeliveryFilter, parseDeliveryFilter } from './filter.js';
+import { createProgress, type Progress } from './progress.js';
+import {
+  candidateEvaluator,
+  DRY_RUN_DECISION,
+  evaluateLocally,
+  previewConfig,
+  renderDecision,
+  renderPreview,
+  renderReprocessed,
+  renderSent,
+  replayToUrl,
+  reprocessFailed,
+  serviceEvaluator,
+  summarizeDecisions,
+  webhookUrl,
+} from './replay.js';
+import { botIdentity, createToolLog, journalFile, openExistingJournal, scratchDatabase, toolServiceConfig } from './runtime.js';
+
+export const REPLAY_TOOL = 'replay';
+
+export interface ReplayOptions {
+  filter: DeliveryFilter;
+  /** An export file instead of the journal in DATA_DIR. */
+  from?: string;
+  mode: { kind: 'url'; url: string; sameId: boolean } | { kind: 'local'; config?: string };
+  verbose: boolean;
+}
+
+function replayProgram(): Command {
+  return new Command(REPLAY_TOOL)
+    .description(
+      'Replay recorded webhook deliveries: re-send them to a receiver (--url), or run them through the\n' +
+        "service's own pipeline code here (--local): a dry run that prints each decision with its reasons.\n" +
+        'Sources: the journal in DATA_DIR, or a JSON-lines file from `npm run export` (--from).\n' +
+        '--url reads WEBHOOK_SECRET (the first secret signs); --local reads GITEA_URL, GITEA_TOKEN, TRIAGE_CONFIG.',
+    )
+    .addOption(new Option('--id <id>', 'one delivery (its X-Gitea-Delivery id)').conflicts(['issue', 'repo']))
+    .addOption(new Option('--issue <owner/repo#n>', 'the deliveries of one issue or pull request').conflicts(['repo']))
+    .option('--repo <owner/repo>', 'the deliveries of one repository')
+    .option('--since <iso>', 'received at or after this time (ISO 8601)')
+    .option('--until <iso>', 'received before this time (ISO 8601)')
+    .option(
+      '--failed',
+      'only dead-lettered deliveries; with --local and the journal: reprocess them for real (requeue, evaluate, mark done or failed again)',
+      false,
+    )
+    .option('--from <file.jsonl>', 'read deliveries from an export file instead of the journal')
+    .addOption(new Option('--url <url>', 'POST each delivery to this receiver (e.g. http://127.0.0.1:8080/webhook)').conflicts(['local']))
+    .option('--same-id', 'with --url: keep the recorded delivery id (a receiver that has it answers "duplicate")', false)
+    .option('--local', 'evaluate here, in dry run, with the service code against GITEA_URL; print the decisions', false)
+    .option('--config <file>', 'with --local: preview a candidate triage config instead of each repo’s own; print the label difference per issue')
+    .option('--verbose', 'show the service log lines (Gitea requests, evaluations) on stderr', false);
+}
+
+/** Parses and checks the arguments; `'help'` when `--help` was printed. */
+export function parseReplayArgs(argv: readonly string[], io: ToolIO): ReplayOptions | 'help' {
+  const opts = parseArgs(replayProgram(), argv, io);
+  if (opts === 'help') return 'help';
+  const filter = parseDeliveryFilter(opts);
+  const from = opts.from as string | undefined;
+  const url = opts.url as string | undefined;
+  const local = opts.local === true;
+  const config = opts.config as string | undefined;
+  if (url === undefined && !local) throw new ToolError('give --url URL (re-send to a receiver) or --local (evaluate here)');
+  if (opts.sameId === true && url === undefined) throw new ToolError('--same-id goes with --url');
+  if (config !== undefined && !local) throw new ToolError('--config goes with --local');
+  if (config !== undefined && filter.failed && from === undefined) {
+    throw new ToolError('--config previews a config in dry run; --failed with the journal reprocesses for real: use one of them');
+  }
+  const mode: ReplayOptions['mode'] =
+    url !== undefined ? { kind: 'url', url: webhookUrl(url), sameId: opts.sameId === true } : { kind: 'local', ...(config !== undefined ? { config } : {}) };
+  return { filter, ...(from !== undefined ? { from } : {}), mode, verbose: opts.verbose === true };
+}
+
+/** Runs with a progress display on stderr when the run is long enough to need one (or on a terminal). */
+function progressFor(io: ToolIO, label: string, total: number): Progress | undefined {
+  const stream = io.stderr as NodeJS.WritableStream & { isTTY?: boolean };
+  if (!stream.isTTY && total < 20) return undefined;
+  return createProgress({ label, stream });
+}
+
+/** Runs `run` with a progress display fed by its `onProgress` (subjects evaluated of all). */
+async function withProgress<T>(io: ToolIO, rows: readonly StoredDelivery[], run: (onProgress: (done: number, total: number) => void) => Promise<T>): Promise<T> {
+  const subjects = new Set(rows.flatMap((r) => (r.subject !== null ? [r.subject] : []))).size;
+  const progress = progressFor(io, REPLAY_TOOL, subjects);
+  try {
+    return await run((done, total) => progress?.update(done, total));
+  } finally {
+    progress?.stop();
+  }
+}
+
+/** The whole command: arguments, environment, source, mode, report. Resolves with the exit code. */
+export async function replayMain(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: ToolIO): Promise<number> {
+  const secrets: string[] = [];
+  return runTool(
+    REPLAY_TOOL,
+    io,
+    async () => {
+      const options = parseReplayArgs(argv, io);
+      if (options === 'help') return 0;
+      const { mode } = options;
+      const config = toolServiceConfig(env, [
+        'DATA_DIR',
+        ...(mode.kind === 'url' ? (['WEBHOOK_SECRET'] as const) : ([...GITEA_VARIABLES, 'CONCURRENCY', 'TRIAGE_CONFIG'] as const)),
+      ]);
+      secrets.push(...(mode.kind === 'url' ? config.webhookSecrets : [config.giteaToken]));
+      const toolLog = createToolLog({ verbose: options.verbose, stream: io.stderr, redact: secrets, keep: (l) => l.msg === DRY_RUN_DECISION });
+      const { log } = toolLog;
+
+      // The source: an export file, or the journal (opened only when it exists: a tool never creates one).
+      const reprocess = mode.kind === 'local' && options.filter.failed === true && options.from === undefined;
+      // With --from, the local journal (if any) only lends its ownership records to a --local run.
+      const journal =
+        options.from === undefined || (mode.kind === 'local' && fs.existsSync(journalFile(config.dataDir)))
+          ? openExistingJournal(config.dataDir, log)
+          : undefined;
+      try {
+        let rows: StoredDelivery[];
+        if (options.from !== undefined) rows = fileDeliveries(options.from, options.filter);
+        else rows = journalDeliveries(journal!, options.filter);
+        if (rows.length === 0) {
+          throw new ToolError(`no recorded deliveries match${options.from !== undefined ? ` in ${options.from}` : ` in ${journalFile(config.dataDir)}`}`);
+        }
+
+        if (mode.kind === 'url') {
+          const progress = progressFor(io, REPLAY_TOOL, rows.length);
+          let done = 0;
+          const sent = await replayToUrl(rows, {
+            url: mode.url,
+            secret: config.webhookSecrets[0]!,
+            sameId: mode.sameId,
+            onSent: (s) => {
+              progress?.update(++done, rows.length);
+              if (!progress) io.stdout.write(`${renderSent(s)}\n`);
+            },
+          });
+          progress?.stop();
+          if (progress) for (const s of sent) io.stdout.write(`${renderSent(s)}\n`);
+          const refused = sent.filter((s) => s.status === undefined || s.status < 200 || s.status >= 300);
+          io.stdout.write(`${sent.length} ${sent.length === 1 ? 'delivery' : 'deliveries'} sent to ${mode.url}: ${sent.length - refused.length} accepted\n`);
+          if (refused.length > 0) {
+            const first = refused[0]!;
+            throw new ToolError(`${refused.length} of ${sent.length} deliveries were not accepted (first: ${first.status ?? 'no answer'} ${first.answer})`);
+          }
+          return 0;
+        }
+
+        const gitea = toolGiteaClient(config, log);
+        try {
+          const bot = await botIdentity(gitea, config.giteaUrl);
+          const botLogin = () => bot;
+          const base = { log, concurrency: config.concurrency, decisionLines: toolLog.kept };
+
+          if (reprocess) {
+            // For real, on the journal's own database: done or failed again, ownership recorded.
+            const evaluator = serviceEvaluator({ gitea, db: journal!.db, log, config, botLogin, dryRun: false });
+            const results = await withProgress(io, rows, (onProgress) =>
+              reprocessFailed(journal!, rows, { evaluator, log, concurrency: config.concurrency, onProgress }),
+            );
+            for (const r of results) io.stdout.write(`${renderReprocessed(r)}\n`);
+            const still = results.filter((r) => r.state !== 'done');
+            io.stdout.write(`${results.length} failed ${results.length === 1 ? 'delivery' : 'deliveries'} reprocessed: ${results.length - still.length} done, ${still.length} still failed\n`);
+            if (still.length > 0) throw new ToolError(`${still.length} of ${results.length} deliveries still fail (first: ${still[0]!.lastError ?? 'unknown error'})`);
+            return 0;
+          }
+
+          if (mode.config !== undefined) {
+            let text: string;
+            try {
+              text = fs.readFileSync(mode.config, 'utf8');
+            } catch (error) {
+              throw new ToolError(`--config: cannot read ${mode.config}: ${(error as Error).message}`);
+            }
+            const candidate = candidateEvaluator({ gitea, db: scratchDatabase(journal?.db), log, config, botLogin, text, file: mode.config });
+            const current = serviceEvaluator({ gitea, db: scratchDatabase(journal?.db), log, config, botLogin, dryRun: true });
+            const preview = await withProgress(io, rows, (onProgress) => previewConfig(rows, { ...base, current, candidate, onProgress }));
+            for (const row of preview) io.stdout.write(`${renderPreview(row)}\n`);
+            const differing = preview.filter((p) => p.plus.length + p.minus.length > 0).length;
+            io.stdout.write(`${preview.length} ${preview.length === 1 ? 'subject' : 'subjects'} previewed with ${mode.config}: ${differing} with a different outcome\n`);
+            return 0;
+          }
+
+          const evaluator = serviceEvaluator({ gitea, db: scratchDatabase(journal?.db), log, config, botLogin, dryRun: true });
+          const decisions = await withProgress(io, rows, (onProgress) => evaluateLocally(rows, { ...base, evaluator, onProgress }));
+          for (const d of decisions) io.stdout.write(`${renderDecision(d)}\n`);
+          io.stdout.write(`${summarizeDecisions(decisions, true)}\n`);
+          return 0;
+        } finally {
+          gitea.close();
+        }
+      } finally {
+        await journal?.close();
+      }
+    },
+    () => secrets,
+  );
+}
