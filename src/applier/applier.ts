@@ -29,10 +29,10 @@ export interface ApplyResult {
   notApplied: string[];
 }
 
-/** `scope/name` → `scope` (up to the last `/`), as Gitea scopes exclusive labels. */
+/** `scope/name` → `scope` (up to the last `/`), as Gitea scopes exclusive labels (`Label.ExclusiveScope`). */
 export function labelScope(name: string): string | undefined {
   const slash = name.lastIndexOf('/');
-  return slash > 0 ? name.slice(0, slash) : undefined;
+  return slash > 0 && slash < name.length - 1 ? name.slice(0, slash) : undefined;
 }
 
 /**
@@ -144,6 +144,12 @@ export class LabelApplier {
       }
     }
 
+    // A command asking for a label the rules had added makes it the person's: no rule removes it now.
+    for (const name of plan.addedByCommand) {
+      if (!current.has(name) || !botOwned.has(name) || additions.some((a) => a.name === name)) continue;
+      changes.push({ label: name, action: 'added', kind: 'command', user: commandUser.get(name) ?? null, rule: 'command', evidence: 'already there' });
+    }
+
     const removed: string[] = [];
     // Labels Gitea dropped itself when an exclusive label of their scope was added.
     // (Only those: a label missing for another reason was changed by someone else meanwhile, and
@@ -189,7 +195,7 @@ export class LabelApplier {
     }
 
     this.store.record(full, number, changes, { delivery: meta.delivery, configVersion: meta.configVersion });
-    const added = changes.filter((c) => c.action === 'added').map((c) => c.label);
+    const added = changes.filter((c) => c.action === 'added' && !current.has(c.label)).map((c) => c.label);
     const labels = [...after.keys()].sort();
     log.info('applied', { repo: full, number, added, removed, durationMs: Math.round(performance.now() - started) });
     return { added, removed, labels, skipped, notApplied };
