@@ -84,10 +84,10 @@ function registerProgram(): Command {
       `events to subscribe, comma-separated (default: ${SERVICE_EVENTS.join(',')})`,
       (value: string, previous: string[] | undefined) => [...(previous ?? []), ...value.split(',').map((e) => e.trim()).filter(Boolean)],
     )
-    .option('--ensure-labels', "create the labels the repo's .gitea/triage.yml names that neither the repo nor its org has (with --repo)", false)
-    .option('--rotate-secret', 'delete and re-create an existing hook so it signs with the current secret', false)
-    .option('--dry-run', 'print what would be done; change nothing', false)
-    .option('--verbose', 'log every Gitea request on stderr', false);
+    .option('--ensure-labels', "create the labels the repo's .gitea/triage.yml names that neither the repo nor its org has (with --repo)")
+    .option('--rotate-secret', 'delete and re-create an existing hook so it signs with the current secret')
+    .option('--dry-run', 'print what would be done; change nothing')
+    .option('--verbose', 'log every Gitea request on stderr');
 }
 
 /** Parses and checks the arguments; `'help'` when `--help` was printed. */
@@ -265,7 +265,9 @@ async function planLabels(gitea: GiteaApi, full: string): Promise<LabelPlan> {
   if ('problem' in parsed) {
     const p = parsed.problem;
     const where = `${p.file}${p.line !== undefined ? `:${p.line}` : ''}`;
-    throw new ToolError(`${full}: ${where}: ${p.path !== undefined ? `${p.path}: ` : ''}${p.message}`);
+    // The parser's message may already start with the key path.
+    const path = p.path !== undefined && !p.message.startsWith(p.path) ? `${p.path}: ` : '';
+    throw new ToolError(`${full}: ${where}: ${path}${p.message}`);
   }
   const names = [...new Set(configLabelNames(parsed.config))];
   const [repoLabels, orgLabels] = await Promise.all([gitea.listRepoLabels(owner, repo), gitea.listOrgLabels(owner)]);

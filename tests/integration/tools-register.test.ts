@@ -280,7 +280,9 @@ describe('register-webhook: --ensure-labels', () => {
     sim.resetStats();
     const code = await registerWebhookMain(['--repo', 'acme/broken', '--url', receiverUrl, '--ensure-labels'], env(), io);
     expect(code).toBe(1);
-    expect(io.err()).toMatch(/^register-webhook: acme\/broken: \.gitea\/triage\.yml:3: .+\n$/);
+    // File, line, key path (once) and the parser's reason, naming the bad pattern.
+    expect(io.err()).toMatch(/^register-webhook: acme\/broken: \.gitea\/triage\.yml:3: labels\.kind\/bug\.title\[0\]: (?!labels).+\n$/);
+    expect(io.err()).toContain('(unclosed');
     expect(io.out()).toBe('');
     expect(writes()).toEqual([]);
   });
