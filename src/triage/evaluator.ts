@@ -338,7 +338,11 @@ export class TriageEvaluator implements Evaluator {
 }
 
 function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  // Not `instanceof Error`: errors from Node's own modules can come from another realm (e.g. under jest).
+  if (typeof error === 'object' && error !== null && typeof (error as { message?: unknown }).message === 'string') {
+    return (error as { message: string }).message;
+  }
+  return String(error);
 }
 
 export interface TriageParts {

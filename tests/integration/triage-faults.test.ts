@@ -1,6 +1,13 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { loadConfig } from '../../src/config/config.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { createTriageEvaluator } from '../../src/triage/evaluator.js';
 import type { GiteaClient } from '../../src/gitea/client.js';
-import { seedTriagedRepo, startTriage, type TriageHarness } from './triage-harness.js';
+import { seedTriagedRepo, startTriage, TRIAGE_YML, type TriageHarness } from './triage-harness.js';
 
 const ORG = 'acme';
 const REPO = 'widgets';
@@ -58,5 +65,53 @@ describe('triage under operating conditions', () => {
     const stats = h.sim.stats();
     expect(stats.requests).toBeGreaterThan(12);
     expect(stats.connections).toBeLessThanOrEqual(3);
+  });
+
+  it('applies TRIAGE_CONFIG to a repo without its own config', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-'));
+    const file = path.join(dir, 'triage.yml');
+    fs.writeFileSync(file, "labels:\n  kind/bug:\n    title: ['crash']\n");
+    try {
+      h = await startTriage({
+        env: { TRIAGE_CONFIG: file },
+        seed: (sim) => {
+          seed(sim);
+          sim.addRepo(ORG, 'plain');
+          sim.addLabel(ORG, 'plain', { name: 'kind/bug', exclusive: true });
+        },
+      });
+      const plain = h.sim.openIssue(ORG, 'plain', { user: 'alice', title: 'Crash on load', body: 'x' });
+      // A repo with its own config uses its own (needs-info comes from there).
+      const own = h.sim.openIssue(ORG, REPO, { user: 'alice', title: 'Crash on load', body: '### What happened\nBoom\n' });
+      await h.settle();
+      expect(h.sim.issueLabels(ORG, 'plain', plain)).toEqual(['kind/bug']);
+      expect(h.sim.issueLabels(ORG, REPO, own)).toEqual(['kind/bug', 'needs-info']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('createTriageEvaluator', () => {
+  const parts = (env: Record<string, string>) => ({
+    journal: { db: new Database(':memory:') },
+    gitea: {} as never,
+    log: silentLogger(),
+    config: loadConfig({ GITEA_URL: 'http://127.0.0.1:9', GITEA_TOKEN: 't', WEBHOOK_SECRET: 's', ...env }),
+    botLogin: () => 'triage-bot',
+  });
+
+  it('stops the start with a clear error when TRIAGE_CONFIG cannot be read or used', () => {
+    expect(() => createTriageEvaluator(parts({ TRIAGE_CONFIG: '/nonexistent/triage.yml' }))).toThrow(
+      /^TRIAGE_CONFIG: cannot read \/nonexistent\/triage\.yml: ENOENT/,
+    );
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-'));
+    try {
+      const file = path.join(dir, 'triage.yml');
+      fs.writeFileSync(file, TRIAGE_YML.replace('match: all', 'match: most'));
+      expect(() => createTriageEvaluator(parts({ TRIAGE_CONFIG: file }))).toThrow(new RegExp(`^TRIAGE_CONFIG: ${file}:\\d+: labels\\.area/api-docs\\.match`));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

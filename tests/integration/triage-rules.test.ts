@@ -142,6 +142,17 @@ describe('triage rules through the running service', () => {
     expect(h.sim.stats().labelWrites).toBe(1);
     const ignored = h.service.journal.query({ subject: `${ORG}/${REPO}#${n}`, state: 'ignored' });
     expect(ignored.map((d) => d.sender)).toEqual(echoes.map(() => h.sim.botLogin));
+    // The echo carries the full label set: it is the last known one.
+    expect(h.store.known(`${ORG}/${REPO}`, n)?.labels).toEqual(['kind/bug', 'needs-info']);
+  });
+
+  it('leaves closed issues as they are', async () => {
+    const n = h.sim.openIssue(ORG, REPO, { user: 'alice', title: 'Tidy the toolbar', body: BUG_BODY });
+    await h.settle();
+    h.sim.closeIssue(ORG, REPO, n, 'alice');
+    h.sim.editIssue(ORG, REPO, n, { title: 'Tidy the toolbar (it crashed once)' }, 'alice');
+    await h.settle();
+    expect(labels(n)).toEqual([]);
   });
 
   it('leaves a repo without config untouched, at one request per TTL', async () => {
