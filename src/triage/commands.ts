@@ -102,9 +102,9 @@ function parseArguments(args: string): LabelCommand | undefined {
       i++;
     }
     let name: string;
-    const quote = args[i];
-    if (quote === '"' || quote === "'") {
-      const close = args.indexOf(quote, i + 1);
+    // Only double quotes quote: an apostrophe belongs to names like `won't fix`.
+    if (args[i] === '"') {
+      const close = args.indexOf('"', i + 1);
       if (close === -1) break; // an unterminated quote: the rest is not a name
       name = args.slice(i + 1, close).trim();
       i = close + 1;
