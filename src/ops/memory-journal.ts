@@ -8,11 +8,19 @@ import type { DeliveryState, NewDelivery, StoredDelivery } from '../journal/type
  */
 export class MemoryJournal implements JournalApi {
   private readonly rows = new Map<string, StoredDelivery>();
+  /** Ids per subject, in journal order: `pendingFor` runs once per subject. */
+  private readonly bySubject = new Map<string, string[]>();
 
-  /** Every row is copied; those given in `pending` start pending, the rest keep their state. */
+  /** Every row is copied; those `pending` selects start pending (no attempts, no error), the rest keep their state. */
   constructor(rows: readonly StoredDelivery[], pending: (row: StoredDelivery) => boolean) {
-    for (const row of rows) {
-      this.rows.set(row.id, { ...row, state: pending(row) ? 'pending' : row.state, attempts: 0, lastError: pending(row) ? null : row.lastError });
+    for (const row of [...rows].sort((a, b) => a.seq - b.seq)) {
+      const fresh = pending(row);
+      this.rows.set(row.id, { ...row, state: fresh ? 'pending' : row.state, attempts: fresh ? 0 : row.attempts, lastError: fresh ? null : row.lastError });
+      if (row.subject !== null) {
+        const ids = this.bySubject.get(row.subject) ?? [];
+        ids.push(row.id);
+        this.bySubject.set(row.subject, ids);
+      }
     }
   }
 
@@ -20,8 +28,13 @@ export class MemoryJournal implements JournalApi {
     return Promise.reject(new Error('MemoryJournal: append is not supported'));
   }
 
+  /** Every row of a subject (whatever its state), in journal order. */
+  rowsOf(subject: string): StoredDelivery[] {
+    return (this.bySubject.get(subject) ?? []).map((id) => this.rows.get(id)!);
+  }
+
   pendingFor(subject: string): StoredDelivery[] {
-    return this.all().filter((r) => r.state === 'pending' && r.subject === subject);
+    return this.rowsOf(subject).filter((r) => r.state === 'pending');
   }
 
   pendingSubjects(limit: number, afterSeq = 0): { subject: string; firstSeq: number }[] {

@@ -197,7 +197,7 @@ export async function evaluateLocally(rows: readonly StoredDelivery[], options: 
   const lines = (options.decisionLines ?? []).slice(firstLine).filter((l) => l.msg === DRY_RUN_DECISION);
 
   return subjects.map((subject) => {
-    const rowsOf = journal.query({ subject }).filter(evaluable);
+    const rowsOf = journal.rowsOf(subject).filter(evaluable);
     const decision: LocalDecision = {
       subject,
       deliveries: rowsOf.map((r) => ({ id: r.id, event: r.event, action: r.action })),
