@@ -148,7 +148,8 @@ export class TriageEvaluator implements Evaluator {
     const bot = this.botLogin();
 
     // Payloads are snapshots and deliveries arrive out of order: read the issue as it is now.
-    const issue = await this.gitea.getIssue(owner, repo, number);
+    const fetched = await this.gitea.getIssue(owner, repo, number);
+    const issue = { ...fetched, labels: labelsOf(fetched) };
     this.bookkeeping(full, number, item, issue, bot, log);
     if (issue.state === 'closed') return { added: [], removed: [], note: 'closed' };
 
@@ -303,6 +304,12 @@ export class TriageEvaluator implements Evaluator {
     return allowed;
   }
 
+  /** Drops expired permissions (the cache is per repo and user: bounded by who comments). */
+  private sweepPermissions(): void {
+    const now = this.now();
+    for (const [key, entry] of this.permissions) if (now - entry.at >= this.permissionTtlMs) this.permissions.delete(key);
+  }
+
   private async permission(
     owner: string,
     repo: string,
@@ -330,11 +337,16 @@ export class TriageEvaluator implements Evaluator {
           throw error;
         }
       }
+      if (this.permissions.size >= 10_000) this.sweepPermissions();
       this.permissions.set(key, { permission, at: this.now() });
     }
     if ((RANK[permission] ?? 0) >= MIN_RANK[min]) return { ok: true };
     return { ok: false, reason: `it needs ${min} permission on this repository (${user} has ${permission})` };
   }
+}
+
+function labelsOf(issue: GiteaIssue): GiteaIssue['labels'] {
+  return Array.isArray(issue.labels) ? issue.labels : [];
 }
 
 function errorText(error: unknown): string {

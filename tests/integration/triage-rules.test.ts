@@ -129,6 +129,27 @@ describe('triage rules through the running service', () => {
     expect(removal).toMatchObject({ kind: 'person', user: 'bob' });
   });
 
+  it("does not blame a person for the bot's write when their label_updated snapshot arrives late", async () => {
+    const n = h.sim.openIssue(ORG, REPO, { user: 'alice', title: 'Crash in the editor', body: BUG_BODY, labels: ['area/ui'] });
+    await h.settle();
+    expect(labels(n)).toEqual(['area/ui', 'kind/bug']);
+    // bob's label_updated from before the bot's write (labels: area/ui only), delivered late by a
+    // slow Gitea worker — with a clock that makes it look newer than anything seen.
+    const opened = h.service.journal.query({ subject: `${ORG}/${REPO}#${n}` }).find((d) => d.action === 'opened');
+    const payload = JSON.parse(opened!.body) as { issue: Record<string, unknown>; sender: Record<string, unknown> };
+    const late = {
+      ...payload,
+      action: 'label_updated',
+      issue: { ...payload.issue, updated_at: '2030-01-01T00:00:00Z' },
+      sender: { ...payload.sender, login: 'bob', username: 'bob' },
+    };
+    expect(await h.deliver(h.sim.makeDelivery('issues', 'issue_label', late))).toBe(202);
+    await h.settle();
+    expect(labels(n)).toEqual(['area/ui', 'kind/bug']);
+    expect(h.store.ownership(`${ORG}/${REPO}`, n).botOwned.has('kind/bug')).toBe(true);
+    expect(h.store.events(`${ORG}/${REPO}`, n).filter((e) => e.action === 'removed')).toEqual([]);
+  });
+
   it("causes no label writes from its own label_updated echoes", async () => {
     h.sim.resetStats();
     const before = h.sim.deliveries.length;
