@@ -181,8 +181,10 @@ export class ContextLoader {
     if ('problem' in parsed.result) return this.withProblem({ ...empty, source, file, loadedAt: this.now() }, parsed.result.problem, log);
     const config = parsed.result.config;
 
+    // Templates matter only to `missing_sections: template`: a config without it costs no request for them.
+    const usesTemplates = [...config.labels.values()].some((rule) => rule.missingSections === 'template');
     const [templates, repoLabels, orgLabels] = await Promise.all([
-      this.templates(owner, repo, log),
+      usesTemplates ? this.templates(owner, repo, log) : Promise.resolve([]),
       this.gitea.listRepoLabels(owner, repo),
       // null: the owner is a user, not an organisation.
       this.gitea.listOrgLabels(owner),

@@ -134,6 +134,16 @@ describe('ContextLoader', () => {
     expect(gitea.calls).toEqual({ getFiles: 1, listIssueTemplates: 1, listRepoLabels: 1, listOrgLabels: 1 });
   });
 
+  it('does not ask for templates when no rule uses missing_sections: template', async () => {
+    const { gitea, loader } = setup();
+    configured(gitea);
+    gitea.files['.gitea/triage.yml'] = CONFIG.replace('    missing_sections: template', "    missing_sections: ['Version']");
+    const context = await loader.get('acme', 'widgets');
+    expect(context.config).toBeDefined();
+    expect(context.templates).toEqual([]);
+    expect(gitea.calls).toEqual({ getFiles: 1, listRepoLabels: 1, listOrgLabels: 1 });
+  });
+
   it('accepts .gitea/triage.yaml too', async () => {
     const { gitea, loader } = setup();
     configured(gitea);
