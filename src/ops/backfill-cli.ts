@@ -24,8 +24,8 @@ const collect = (value: string, previous: string[] | undefined) => [...(previous
 function backfillProgram(): Command {
   return new Command(BACKFILL_TOOL)
     .description(
-      "Triage the open issues and pull requests that exist already, with the service's own evaluator,\n" +
-        'concurrently. Labels are written and ownership recorded in DATA_DIR as for a webhook, unless --dry-run.\n' +
+      "Triage the open issues and pull requests that exist already, with the service's own evaluator, " +
+        'concurrently. Labels are written and ownership recorded in DATA_DIR as for a webhook, unless --dry-run.\n\n' +
         'Reads GITEA_URL, GITEA_TOKEN, DATA_DIR, CONCURRENCY, TRIAGE_CONFIG.',
     )
     .option('--repo <owner/repo>', 'a repository to sweep (repeatable)', collect)

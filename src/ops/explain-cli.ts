@@ -15,9 +15,9 @@ export interface ExplainOptions {
 function explainProgram(): Command {
   return new Command(EXPLAIN_TOOL)
     .description(
-      "An issue's story from DATA_DIR alone (no Gitea needed): the deliveries received, the labels the\n" +
-        'service added and removed with the rule, evidence and config version, the changes people made, and\n' +
-        'what the service owns now. Reads DATA_DIR.',
+      "An issue's story from DATA_DIR alone (no Gitea needed): the deliveries received, the labels the " +
+        'service added and removed with the rule, evidence and config version, the changes people made, and ' +
+        'what the service owns now.\n\nReads DATA_DIR.',
     )
     .argument('<owner/repo#n>', 'the issue or pull request')
     .option('--json', 'print the story as JSON', false);

@@ -15,8 +15,8 @@ export interface ExportOptions {
 function exportProgram(): Command {
   return new Command(EXPORT_TOOL)
     .description(
-      'Write recorded deliveries from the journal in DATA_DIR as JSON lines\n' +
-        '{id, event, eventType, headers, body, receivedAt, state, lastError} (body: the JSON exactly as received),\n' +
+      'Write recorded deliveries from the journal in DATA_DIR as JSON lines ' +
+        '{id, event, eventType, headers, body, receivedAt, state, lastError} (body: the JSON exactly as received), ' +
         'to attach a repro to a bug report and replay it elsewhere (`npm run replay -- --from FILE …`).',
     )
     .option('--id <id>', 'one delivery (its X-Gitea-Delivery id)')

@@ -35,10 +35,10 @@ export interface ReplayOptions {
 function replayProgram(): Command {
   return new Command(REPLAY_TOOL)
     .description(
-      'Replay recorded webhook deliveries: re-send them to a receiver (--url), or run them through the\n' +
-        "service's own pipeline code here (--local): a dry run that prints each decision with its reasons.\n" +
-        'Sources: the journal in DATA_DIR, or a JSON-lines file from `npm run export` (--from).\n' +
-        '--url reads WEBHOOK_SECRET (the first secret signs); --local reads GITEA_URL, GITEA_TOKEN, TRIAGE_CONFIG.',
+      'Replay recorded webhook deliveries: re-send them to a receiver (--url), or run them through the ' +
+        "service's own pipeline code here (--local): a dry run that prints each decision with its reasons.\n\n" +
+        'Sources: the journal in DATA_DIR, or a JSON-lines file from `npm run export` (--from).\n\n' +
+        '--url reads WEBHOOK_SECRET (the first secret signs); --local reads GITEA_URL, GITEA_TOKEN, TRIAGE_CONFIG, CONCURRENCY.',
     )
     .addOption(new Option('--id <id>', 'one delivery (its X-Gitea-Delivery id)').conflicts(['issue', 'repo']))
     .addOption(new Option('--issue <owner/repo#n>', 'the deliveries of one issue or pull request').conflicts(['repo']))
