@@ -297,8 +297,13 @@ export class TriageEvaluator implements Evaluator {
         const version = str(comment.updated_at) ?? delivery.id;
         if (commentId !== undefined && this.store.replied(full, commentId, version)) continue;
         const list = commands.map((c) => `\`${commandText(c)}\``).join(', ');
-        await this.gitea.createComment(owner, repo, number, `@${user} ${list} was not applied: ${verdict.reason}.`);
-        if (commentId !== undefined) this.store.markReplied(full, commentId, version);
+        try {
+          await this.gitea.createComment(owner, repo, number, `@${user} ${list} was not applied: ${verdict.reason}.`);
+          if (commentId !== undefined) this.store.markReplied(full, commentId, version);
+        } catch (error) {
+          // A courtesy: a locked issue or a hiccup must not hold up the triage of the issue.
+          log.warn('command reply failed', { repo: full, number, user, error: errorText(error) });
+        }
       }
     }
     return allowed;
