@@ -52,7 +52,7 @@ describe('bad arguments, in process', () => {
     [backfillMain, ['--org', 'a/b'], 'backfill: --org: expected an organisation name, got "a/b"'],
     [explainMain, [], "explain: missing required argument 'owner/repo#n'"],
   ];
-  it.each(cases)('%#: %j', async (main, args, line) => {
+  it.each(cases.map(([main, args, line]) => [line.split(':')[0]! + ' ' + args.join(' '), main, args, line] as const))('%s', async (_title, main, args, line) => {
     const run = await runMain(main, args, env());
     expect(run.err).toBe(`${line}\n`);
     expect(run.code).toBe(1);
