@@ -30,9 +30,9 @@ function backfillProgram(): Command {
     )
     .option('--repo <owner/repo>', 'a repository to sweep (repeatable)', collect)
     .option('--org <name>', 'every repository of this organisation (repeatable)', collect)
-    .option('--dry-run', 'decide and print a table (issue, title, would add, would remove); write nothing', false)
+    .option('--dry-run', 'decide and print a table (issue, title, would add, would remove); write nothing')
     .option('--concurrency <n>', 'evaluations at once (default: CONCURRENCY)')
-    .option('--verbose', 'show the service log lines (Gitea requests, decisions) on stderr', false);
+    .option('--verbose', 'show the service log lines (Gitea requests, decisions) on stderr');
 }
 
 export function parseBackfillArgs(argv: readonly string[], io: ToolIO): BackfillCliOptions | 'help' {

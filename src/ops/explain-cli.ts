@@ -20,7 +20,7 @@ function explainProgram(): Command {
         'what the service owns now.\n\nReads DATA_DIR.',
     )
     .argument('<owner/repo#n>', 'the issue or pull request')
-    .option('--json', 'print the story as JSON', false);
+    .option('--json', 'print the story as JSON');
 }
 
 export function parseExplainArgs(argv: readonly string[], io: ToolIO): ExplainOptions | 'help' {

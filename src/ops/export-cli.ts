@@ -24,7 +24,7 @@ function exportProgram(): Command {
     .option('--repo <owner/repo>', 'the deliveries of one repository')
     .option('--since <iso>', 'received at or after this time (ISO 8601)')
     .option('--until <iso>', 'received before this time (ISO 8601)')
-    .option('--failed', 'only dead-lettered deliveries', false)
+    .option('--failed', 'only dead-lettered deliveries')
     .requiredOption('--out <file.jsonl>', 'where to write (- for stdout)');
 }
 

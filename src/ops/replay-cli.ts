@@ -48,14 +48,13 @@ function replayProgram(): Command {
     .option(
       '--failed',
       'only dead-lettered deliveries; with --local and the journal: reprocess them for real (requeue, evaluate, mark done or failed again)',
-      false,
     )
     .option('--from <file.jsonl>', 'read deliveries from an export file instead of the journal')
     .addOption(new Option('--url <url>', 'POST each delivery to this receiver (e.g. http://127.0.0.1:8080/webhook)').conflicts(['local']))
-    .option('--same-id', 'with --url: keep the recorded delivery id (a receiver that has it answers "duplicate")', false)
-    .option('--local', 'evaluate here, in dry run, with the service code against GITEA_URL; print the decisions', false)
+    .option('--same-id', 'with --url: keep the recorded delivery id (a receiver that has it answers "duplicate")')
+    .option('--local', 'evaluate here, in dry run, with the service code against GITEA_URL; print the decisions')
     .option('--config <file>', 'with --local: preview a candidate triage config instead of each repo’s own; print the label difference per issue')
-    .option('--verbose', 'show the service log lines (Gitea requests, evaluations) on stderr', false);
+    .option('--verbose', 'show the service log lines (Gitea requests, evaluations) on stderr');
 }
 
 /** Parses and checks the arguments; `'help'` when `--help` was printed. */
