@@ -1,8 +1,8 @@
-import { isMap, isPair, isScalar, LineCounter, parse as parseYaml, parseDocument } from 'yaml';
+import { parse as parseYaml } from 'yaml';
 import type { GiteaApi } from '../gitea/api.js';
 import type { GiteaIssueTemplate, GiteaLabel } from '../gitea/types.js';
 import type { Logger } from '../log/logger.js';
-import { configLabelNames, parseTriageConfig } from '../triage/config.js';
+import { configLabelLocation, configLabelNames, parseTriageConfig } from '../triage/config.js';
 import { templateInfo } from '../triage/templates.js';
 import type { ConfigProblem, TemplateInfo, TriageConfig } from '../triage/types.js';
 
@@ -61,9 +61,8 @@ export interface ContextLoaderOptions {
   now?: () => number;
 }
 
-/** A config's text and what the parser made of it. */
+/** What the parser made of a config. */
 interface Parsed {
-  text: string;
   result: ReturnType<typeof parseTriageConfig>;
 }
 
@@ -100,7 +99,7 @@ export class ContextLoader {
     this.now = options.now ?? Date.now;
     if (options.defaultConfig) {
       const { text, file } = options.defaultConfig;
-      this.defaultParsed = { file, text, result: parseTriageConfig(text, file) };
+      this.defaultParsed = { file, result: parseTriageConfig(text, file) };
     }
     if (options.overrideConfig) {
       const { text, file } = options.overrideConfig;
@@ -169,7 +168,7 @@ export class ContextLoader {
     } else if (found) {
       source = 'repo';
       file = found.path;
-      parsed = { text: found.content, result: parseTriageConfig(found.content, found.path) };
+      parsed = { result: parseTriageConfig(found.content, found.path) };
     } else if (this.defaultParsed) {
       source = 'default';
       file = this.defaultParsed.file;
@@ -197,7 +196,7 @@ export class ContextLoader {
     // Gitea silently ignores labels it does not know: a config naming one is reported, not half-applied.
     const missing = configLabelNames(config).filter((name) => !labels.has(name));
     if (missing.length > 0) {
-      const where = labelLocation(parsed.text, missing[0]!);
+      const where = configLabelLocation(config, missing[0]!);
       const problem: ConfigProblem = {
         file,
         ...(where?.line !== undefined ? { line: where.line } : {}),
@@ -238,29 +237,6 @@ export class ContextLoader {
     }
     return [templateInfo(template)];
   }
-}
-
-/**
- * Where a label is named in the config text: the key under `labels` or `size.labels`, as the line
- * (1-based) and key path of the report.
- */
-export function labelLocation(text: string, name: string): { line?: number; path: string } | undefined {
-  try {
-    const lineCounter = new LineCounter();
-    const doc = parseDocument(text, { lineCounter });
-    for (const section of [['labels'], ['size', 'labels']]) {
-      const map = doc.getIn(section, true);
-      if (!isMap(map)) continue;
-      const pair = map.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === name);
-      if (!pair) continue;
-      const offset = isScalar(pair.key) ? pair.key.range?.[0] : undefined;
-      const path = `${section.join('.')}.${name}`;
-      return offset === undefined ? { path } : { line: lineCounter.linePos(offset).line, path };
-    }
-  } catch {
-    // The text parsed once already; a location is a courtesy.
-  }
-  return undefined;
 }
 
 function repoKey(owner: string, repo: string): string {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { ContextLoader, labelLocation, singleFileTemplate } from '../../../src/context/context.js';
+import { ContextLoader, singleFileTemplate } from '../../../src/context/context.js';
 import type { GiteaApi } from '../../../src/gitea/api.js';
 import { GiteaError } from '../../../src/gitea/errors.js';
 import type { GiteaIssueTemplate, GiteaLabel } from '../../../src/gitea/types.js';
@@ -257,14 +257,6 @@ describe('ContextLoader', () => {
     const context = await loader.get('acme', 'widgets');
     expect(context.templates).toEqual([expect.objectContaining({ name: 'Report', headings: ['Expected', 'Actual'] })]);
     expect(gitea.calls.getFiles).toBe(2);
-  });
-});
-
-describe('labelLocation', () => {
-  it('finds a label under labels or size.labels', () => {
-    expect(labelLocation(CONFIG, 'kind/bug')).toEqual({ line: 2, path: 'labels.kind/bug' });
-    expect(labelLocation(CONFIG, 'size/L')).toEqual({ line: 9, path: 'size.labels.size/L' });
-    expect(labelLocation(CONFIG, 'nope')).toBeUndefined();
   });
 });
 
