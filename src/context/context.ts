@@ -103,7 +103,7 @@ export class ContextLoader {
     }
     if (options.overrideConfig) {
       const { text, file } = options.overrideConfig;
-      this.overrideParsed = { file, text, result: parseTriageConfig(text, file) };
+      this.overrideParsed = { file, result: parseTriageConfig(text, file) };
     }
   }
 
