@@ -236,7 +236,11 @@ export function decide(subject: SubjectState, ctx: DecideContext, ownership: Own
   }
   for (const [label, { action, user }] of asked) {
     if (action !== 'remove') continue;
-    if (current.has(label) && !remove.has(label)) {
+    if (!current.has(label)) {
+      // Nothing to write, but the person wants it off: no rule adds it in this plan, and the
+      // ownership store should count it as removed by a person (so no later plan adds it either).
+      reason(label, 'skip', 'command', `${byCommand(user)}: not on the issue, kept off`);
+    } else if (!remove.has(label)) {
       remove.add(label);
       reason(label, 'remove', 'command', byCommand(user));
     }
