@@ -97,12 +97,14 @@ const topSchema = z.strictObject(
   { error: 'expected a mapping with labels, size and commands' },
 );
 
-const KNOWN_KEYS: Record<string, string> = {
-  '': 'labels, size, commands',
-  rule: 'match, title, body, files, missing_sections',
-  size: 'labels, exclude',
-  commands: 'enabled, min_permission, reply',
-};
+/** The keys a mapping at `path` may hold, for an unknown key's message. */
+function knownKeys(path: readonly PathSegment[]): string | undefined {
+  if (path.length === 0) return 'labels, size, commands';
+  if (path.length === 2 && path[0] === 'labels') return 'match, title, body, files, missing_sections';
+  if (path.length === 1 && path[0] === 'size') return 'labels, exclude';
+  if (path.length === 1 && path[0] === 'commands') return 'enabled, min_permission, reply';
+  return undefined;
+}
 
 // --- locating problems in the YAML -------------------------------------------------------------
 
@@ -215,7 +217,7 @@ function valueAt(data: unknown, path: readonly PathSegment[]): unknown {
 }
 
 /** Runs a zod schema; the first issue becomes a Problem at `base` + the issue's path. */
-function check<T>(schema: z.ZodType<T>, data: unknown, base: PathSegment[], keysOf: string): T {
+function check<T>(schema: z.ZodType<T>, data: unknown, base: PathSegment[]): T {
   const result = schema.safeParse(data);
   if (result.success) return result.data;
   const issue = result.error.issues[0] as z.core.$ZodIssue;
@@ -223,7 +225,7 @@ function check<T>(schema: z.ZodType<T>, data: unknown, base: PathSegment[], keys
   if (issue.code === 'unrecognized_keys') {
     const key = issue.keys[0] as string;
     const path = [...at, key];
-    const known = at.length === base.length ? keysOf : '';
+    const known = knownKeys(at);
     throw new Problem(path, `${formatPath(path)}: unknown key${known ? ` (expected ${known})` : ''}`, true);
   }
   const got = valueAt(data, issue.path as PathSegment[]);
@@ -253,7 +255,7 @@ function compileList(
 function parseRule(name: string, raw: unknown): LabelRule {
   const path: PathSegment[] = ['labels', name];
   // `needs-info:` with nothing under it: reported as a rule without conditions.
-  const value = check(ruleSchema, raw ?? {}, path, KNOWN_KEYS.rule as string);
+  const value = check(ruleSchema, raw ?? {}, path);
   const given = CONDITION_KEYS.filter((k) => value[k] !== undefined);
   if (given.length === 0) {
     throw new Problem(path, `${formatPath(path)}: no condition (give at least one of ${CONDITION_KEYS.join(', ')})`, true);
@@ -343,7 +345,7 @@ function parse(text: string, file: string): ParseResult {
 
 function build(data: unknown, text: string, locator: Locator): TriageConfig {
   // An empty file (or only comments) is a config without rules.
-  const top = check(topSchema, data ?? {}, [], KNOWN_KEYS[''] as string);
+  const top = check(topSchema, data ?? {}, []);
 
   const rawLabels = top.labels ?? {};
   if (!isPlainObject(rawLabels)) {

@@ -134,8 +134,8 @@ describe('parseTriageConfig: problems name the path and the line', () => {
       { path: 'labels.kind/bug.titel', line: 3, message: /^labels\.kind\/bug\.titel: unknown key \(expected match, title, body, files, missing_sections\)$/ },
     ],
     ['an unknown top-level key', 'label:\n  a: {title: x}\n', { path: 'label', line: 1, message: /^label: unknown key \(expected labels, size, commands\)$/ }],
-    ['an unknown key under size', 'size:\n  labels: {s: 1}\n  excludes: []\n', { path: 'size.excludes', line: 3, message: /unknown key/ }],
-    ['an unknown key under commands', 'commands:\n  enable: true\n', { path: 'commands.enable', line: 2, message: /unknown key/ }],
+    ['an unknown key under size', 'size:\n  labels: {s: 1}\n  excludes: []\n', { path: 'size.excludes', line: 3, message: /^size.excludes: unknown key \(expected labels, exclude\)$/ }],
+    ['an unknown key under commands', 'commands:\n  enable: true\n', { path: 'commands.enable', line: 2, message: /^commands.enable: unknown key \(expected enabled, min_permission, reply\)$/ }],
     [
       'an invalid regex',
       'labels:\n  kind/bug:\n    title:\n      - ok\n      - "[unclosed"\n',
