@@ -6,7 +6,7 @@ import type { AllowedCommand, DecideContext, LabelRule, Ownership, Plan, Reason,
 export type ChangedFile = NonNullable<SubjectState['files']>[number] & { previousFilename?: string };
 
 /** A condition's outcome. `unknown`: a pull request's files were not given, so `files` and size cannot be judged. */
-type Outcome = { state: 'holds'; rule: string; evidence: string } | { state: 'fails' } | { state: 'unknown'; rule: string; evidence: string };
+export type Outcome = { state: 'holds'; rule: string; evidence: string } | { state: 'fails' } | { state: 'unknown'; rule: string; evidence: string };
 
 const FAILS: Outcome = { state: 'fails' };
 
@@ -109,13 +109,11 @@ function sectionsCondition(
 }
 
 /** Whether a label rule holds for the subject, with the condition and evidence that say so. */
-export function evaluateRule(
-  label: string,
-  rule: LabelRule,
-  subject: SubjectState,
-  templates: readonly TemplateInfo[],
-  sections: BodySections = new BodySections(subject.body),
-): Outcome {
+export function evaluateRule(label: string, rule: LabelRule, subject: SubjectState, templates: readonly TemplateInfo[]): Outcome {
+  return evaluate(label, rule, subject, templates, new BodySections(subject.body));
+}
+
+function evaluate(label: string, rule: LabelRule, subject: SubjectState, templates: readonly TemplateInfo[], sections: BodySections): Outcome {
   const base = `labels.${label}`;
   const outcomes: Outcome[] = [];
   if (rule.title) outcomes.push(patternsCondition(`${base}.title`, rule.title, subject.title));
@@ -250,7 +248,7 @@ export function decide(subject: SubjectState, ctx: DecideContext, ownership: Own
   const candidates: Candidate[] = [];
   const sections = new BodySections(subject.body);
   for (const [label, rule] of config.labels) {
-    const outcome = evaluateRule(label, rule, subject, templates, sections);
+    const outcome = evaluate(label, rule, subject, templates, sections);
     if (outcome.state !== 'fails') candidates.push({ label, ...outcome });
   }
   let sizeState: ReturnType<typeof sizeOutcome> | undefined;
