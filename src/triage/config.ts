@@ -17,6 +17,11 @@ export const CONFIG_LIMITS = {
   /** Entries of one list (`title`, `body`, `files`, `missing_sections`, `size.exclude`). */
   maxListEntries: 200,
   /**
+   * Regexes in the whole config. Each one scans up to 64 KiB of a body per evaluation (~1 ms here):
+   * 500 body regexes cost about half a second per issue, which is as far as one repo may go.
+   */
+  maxPatterns: 500,
+  /**
    * YAML aliases resolved (counted the way `yaml` does: uses × the aliases inside what they point
    * to). Reusing a list a few times is fine; a "billion laughs" alias bomb is not.
    */
@@ -364,6 +369,12 @@ function build(data: unknown, text: string, locator: Locator): TriageConfig {
   for (const name of names) {
     if (name.trim().length === 0) throw new Problem(['labels', name], 'labels: a label name is empty', true);
     labels.set(name, parseRule(name, rawLabels[name]));
+  }
+
+  let patterns = 0;
+  for (const rule of labels.values()) patterns += (rule.title?.length ?? 0) + (rule.body?.length ?? 0);
+  if (patterns > CONFIG_LIMITS.maxPatterns) {
+    throw new Problem(['labels'], `the config has ${patterns} regexes (limit ${CONFIG_LIMITS.maxPatterns} in all)`);
   }
 
   let size: TriageConfig['size'];

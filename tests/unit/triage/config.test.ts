@@ -211,6 +211,11 @@ describe('parseTriageConfig: limits', () => {
     expect(p.message).toMatch(/names 501 labels \(limit 500\)/);
   });
 
+  it('refuses more regexes in all than the limit', () => {
+    const rules = Array.from({ length: 3 }, (_, l) => `  l${l}:\n    body: [${Array.from({ length: 167 }, (_, i) => `w${i}`).join(', ')}]`).join('\n');
+    expect(problem(`labels:\n${rules}\n`).message).toMatch(/has 501 regexes \(limit 500 in all\)/);
+  });
+
   it('refuses an alias bomb', () => {
     const keys = 'abcdefghi';
     let text = `${keys[0]}: &${keys[0]} ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n`;
