@@ -176,10 +176,18 @@ interface Candidate {
  *   re-added by a rule; a label the bot does not own is never removed by a rule; a bot-owned label
  *   whose rule no longer holds (or no longer exists) is removed.
  * - Commands (already permission-checked) apply in order after the rules and beat them: a label a
- *   command removes is not re-added, a label a command adds is not removed, in this plan.
+ *   command removes is not re-added, a label a command adds is not removed, in this plan. A command
+ *   label already on the subject is listed in `addedByCommand` too (it is the person's now), and a
+ *   command removing a label that is not there gets a `skip` reason (`…: not on the issue, kept
+ *   off`): the ownership store should count both as the person's, or a later plan undoes them.
  * - Exclusive scopes: at most one label per scope is added. A rule never takes a scope from a label
  *   the bot does not own; a command may (the person asked). A displaced sibling goes into `remove`.
  * - Applying the plan and deciding again gives an empty plan.
+ *
+ * Every reason names its rule (`labels.kind/bug.title`, `labels.needs-info.missing_sections`,
+ * `size`, `command`, `config`) and its evidence (the matched text, the file, the missing headings,
+ * `123 changed lines`, `/label by alice`). Throws only for a config not made by `parseTriageConfig`
+ * (an invalid glob).
  */
 export function decide(subject: SubjectState, ctx: DecideContext, ownership: Ownership, commands: readonly AllowedCommand[]): Plan {
   const { config, templates, exclusiveLabels } = ctx;
