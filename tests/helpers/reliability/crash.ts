@@ -7,7 +7,7 @@ import type { SignedDelivery } from '../signing.js';
 import { waitFor } from '../wait.js';
 import { startGate, type Gate } from './gate.js';
 import { openJournal } from './journal-db.js';
-import { BOT, burst, ORG, REPO, SECRET, seedItems, seedRepo, tempDir, TOKEN, type Item } from './world.js';
+import { BOT, burst, deliveryFor, ORG, REPO, SECRET, seedItems, seedRepo, tempDir, TOKEN, type Item } from './world.js';
 
 export const TRIAGE_CHILD = 'tests/helpers/reliability/triage-child.ts';
 
@@ -145,7 +145,8 @@ export interface CrashScenario {
 
 /**
  * Crash rounds on one DATA_DIR, then a clean run. Halfway through, some questions are retitled as
- * crashes in the sim: those issues gain `kind/bug`, so "newest state wins" is part of the check. The
+ * crashes in the sim: those issues gain `kind/bug`, and stale payloads with the old title keep
+ * arriving, so "newest state wins" is part of the check. The
  * changes only ever add labels: a crash between a label POST and the ownership record leaves a label the
  * service no longer knows it owns (see reliability-crash.test.ts), which a later removal would expose;
  * that case has its own deterministic test.
@@ -161,6 +162,7 @@ export async function crashScenario(options: CrashScenarioOptions): Promise<Cras
   const acked = new Set<string>();
   const rounds: CrashScenario['rounds'] = [];
   const edited = new Set<number>();
+  const oldTitles = new Map<number, string>();
   let editedAt = 0;
   const close = async () => {
     await gate.close();
@@ -173,6 +175,7 @@ export async function crashScenario(options: CrashScenarioOptions): Promise<Cras
         editedAt = Date.now();
         for (const item of items) {
           if (item.kind !== 'issue' || item.expected.length > 0 || item.number % 2 !== 0) continue;
+          oldTitles.set(item.number, item.title);
           item.title = `Crash: ${item.title}`;
           item.expected = ['kind/bug'];
           edited.add(item.number);
@@ -182,6 +185,15 @@ export async function crashScenario(options: CrashScenarioOptions): Promise<Cras
       // Each round brings new issues too: their first evaluation (and label write) happens in it.
       const active = items.slice(0, Math.ceil((items.length * (r + 1)) / options.rounds));
       const deliveries = burst(active, options.perRound, random, r * options.perRound);
+      // Stale snapshots too: payloads of edited items still showing the old title, older than any
+      // other, slipped in among the others (Gitea delivers out of order). The newest state must win.
+      if (r >= Math.floor(options.rounds / 2)) {
+        for (const [number, title] of oldTitles) {
+          const item = items.find((i) => i.number === number)!;
+          const stale = deliveryFor({ ...item, title, expected: [] }, 'edited', -1_000_000 + number);
+          deliveries.splice(Math.floor(random() * deliveries.length), 0, stale);
+        }
+      }
       const killAfter = Math.max(1, Math.floor(options.perRound * (0.1 + 0.8 * random())));
       const report = await crashRound(env, deliveries, killAfter);
       for (const id of report.acked) acked.add(id);
