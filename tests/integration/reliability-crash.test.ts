@@ -58,6 +58,7 @@ describe('a crash between a label write and its bookkeeping', () => {
     // Gitea applies the label, but its answer never reaches the service: the process dies first.
     gate.rules.push({ match: new RegExp(`^POST /api/v1/repos/${ORG}/${REPO}/issues/${item!.number}/labels$`), hold: true });
     const child = await startChild(env);
+    cleanups.push(() => killHard(child));
     const d = deliveryFor(item!, 'opened', 1);
     expect((await request(`${child.url}/webhook`, { method: 'POST', headers: d.headers, body: d.body })).status).toBe(202);
     await waitFor(() => gate.held === 1 && sim.issueLabels(ORG, REPO, item!.number).includes('kind/bug'), { what: 'the label write to reach Gitea' });
@@ -71,6 +72,7 @@ describe('a crash between a label write and its bookkeeping', () => {
     const restarted = await startChild(env);
     const edit = deliveryFor({ ...item!, title: 'Question about saving' }, 'edited', 2);
     expect((await request(`${restarted.url}/webhook`, { method: 'POST', headers: edit.headers, body: edit.body })).status).toBe(202);
+    cleanups.push(() => killHard(restarted));
     const journal = openJournal(dataDir);
     await waitFor(() => journal.pending() === 0, { timeoutMs: 20_000, what: 'both deliveries to be processed' });
     restarted.proc.child.kill('SIGTERM');

@@ -36,8 +36,14 @@ export interface Child {
 
 export async function startChild(env: Record<string, string>): Promise<Child> {
   const proc = spawnTs(TRIAGE_CHILD, env);
-  const ready = await proc.line({ msg: 'child ready' }, 30_000);
-  return { proc, url: String(ready.url) };
+  try {
+    const ready = await proc.line({ msg: 'child ready' }, 30_000);
+    return { proc, url: String(ready.url) };
+  } catch (error) {
+    proc.child.kill('SIGKILL');
+    await proc.exited;
+    throw error;
+  }
 }
 
 /** SIGKILL (no chance to flush or finish anything) and wait for the exit. */
@@ -103,6 +109,9 @@ export async function drain(env: Record<string, string>, dataDir: string, timeou
   const journal = openJournal(dataDir);
   try {
     await waitFor(() => journal.pending() === 0, { timeoutMs, intervalMs: 100, what: 'the journal to have nothing pending' });
+  } catch (error) {
+    await killHard(child); // never leave a child behind a failed test
+    throw error;
   } finally {
     journal.close();
   }
