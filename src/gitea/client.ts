@@ -515,8 +515,10 @@ function unexpected(method: string, p: string, what: string): GiteaError {
 function reason(data: unknown, token: string): string {
   const message = typeof data === 'object' && data !== null && 'message' in data ? (data as { message: unknown }).message : undefined;
   if (typeof message !== 'string' || message.trim() === '') return '';
-  let text = message.trim().replace(/\s+/g, ' ').slice(0, 200);
+  // Redact before shortening: a cut through the token would leave its prefix unmatched.
+  let text = message.trim();
   if (token.length >= 4) text = text.split(token).join('[redacted]');
+  text = text.replace(/\s+/g, ' ').slice(0, 200);
   return `: ${text}`;
 }
 
