@@ -120,6 +120,14 @@ export class LabelApplier {
       plan.reasons.find((r) => r.label === name && r.action === action);
 
     if (additions.length > 0) {
+      // Written before the POST: if the process dies before the answer is recorded, the next evaluation
+      // finds the label on the issue and knows whose it is (see bookkeeping in the evaluator).
+      this.store.intend(full, number, additions.map(({ name }) => {
+        const reason = ruleOf(name, 'add');
+        return byCommand.has(name)
+          ? { label: name, action: 'added' as const, kind: 'command' as const, user: commandUser.get(name) ?? null, rule: 'command' }
+          : { label: name, action: 'added' as const, kind: 'rule' as const, user: meta.botLogin ?? null, ...(reason ? { rule: reason.rule, evidence: reason.evidence } : {}) };
+      }), { delivery: meta.delivery, configVersion: meta.configVersion });
       // One request for every addition; Gitea answers with the issue's labels afterwards.
       const result = await this.gitea.addIssueLabels(owner, repo, number, additions.map((a) => a.id));
       after = new Map(result.map((l) => [l.name, l]));
@@ -171,8 +179,19 @@ export class LabelApplier {
     }
 
     for (const name of removals) {
+      const reason = ruleOf(name, 'remove');
+      const isCommand = reason?.rule === 'command' || commandRemoves(meta.commands ?? []).has(name);
+      const change: LabelChange = {
+        label: name,
+        action: 'removed',
+        kind: isCommand ? 'command' : 'rule',
+        user: isCommand ? (commandUser.get(name) ?? null) : (meta.botLogin ?? null),
+        ...(reason ? { rule: reason.rule, evidence: reason.evidence } : isCommand ? { rule: 'command' } : {}),
+      };
       const label = after.get(name);
       if (label) {
+        // As for additions: a crash after the DELETE must not make the removal look like a person's.
+        this.store.intend(full, number, [change], { delivery: meta.delivery, configVersion: meta.configVersion });
         try {
           await this.gitea.removeIssueLabel(owner, repo, number, label.id);
         } catch (error) {
@@ -183,18 +202,10 @@ export class LabelApplier {
         after.delete(name);
       }
       removed.push(name);
-      const reason = ruleOf(name, 'remove');
-      const isCommand = reason?.rule === 'command' || commandRemoves(meta.commands ?? []).has(name);
-      changes.push({
-        label: name,
-        action: 'removed',
-        kind: isCommand ? 'command' : 'rule',
-        user: isCommand ? (commandUser.get(name) ?? null) : (meta.botLogin ?? null),
-        ...(reason ? { rule: reason.rule, evidence: reason.evidence } : isCommand ? { rule: 'command' } : {}),
-      });
+      changes.push(change);
     }
 
-    this.store.record(full, number, changes, { delivery: meta.delivery, configVersion: meta.configVersion });
+    this.store.recordApplied(full, number, changes, { delivery: meta.delivery, configVersion: meta.configVersion });
     const added = changes.filter((c) => c.action === 'added' && !current.has(c.label)).map((c) => c.label);
     const labels = [...after.keys()].sort();
     log.info('applied', { repo: full, number, added, removed, durationMs: Math.round(performance.now() - started) });

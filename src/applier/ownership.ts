@@ -96,6 +96,11 @@ CREATE TABLE IF NOT EXISTS triage_label_event (
   at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS triage_label_event_issue ON triage_label_event (repo, number, seq);
+CREATE TABLE IF NOT EXISTS triage_label_pending (
+  repo TEXT NOT NULL, number INTEGER NOT NULL, label TEXT NOT NULL, change TEXT NOT NULL,
+  config_version TEXT, delivery TEXT, at INTEGER NOT NULL,
+  PRIMARY KEY (repo, number, label)
+);
 CREATE TABLE IF NOT EXISTS triage_command_reply (
   repo TEXT NOT NULL, comment_id INTEGER NOT NULL, comment_updated_at TEXT NOT NULL,
   at INTEGER NOT NULL,
@@ -134,6 +139,8 @@ export class OwnershipStore {
   private readonly now: () => number;
   private readonly stmt;
   private readonly applyChanges: (repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta) => void;
+  private readonly insertPending: (repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta) => void;
+  private readonly recordAndClear: (repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta) => void;
 
   constructor(db: Database.Database, options: { now?: () => number } = {}) {
     this.db = db;
@@ -180,7 +187,23 @@ export class OwnershipStore {
       insertReply: db.prepare(
         'INSERT OR IGNORE INTO triage_command_reply (repo, comment_id, comment_updated_at, at) VALUES (?, ?, ?, ?)',
       ),
+      insertPending: db.prepare(
+        'INSERT OR REPLACE INTO triage_label_pending (repo, number, label, change, config_version, delivery, at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      pending: db.prepare<[string, number], { change: string; config_version: string | null; delivery: string | null }>(
+        'SELECT change, config_version, delivery FROM triage_label_pending WHERE repo = ? AND number = ?',
+      ),
+      clearPending: db.prepare('DELETE FROM triage_label_pending WHERE repo = ? AND number = ?'),
     };
+    this.insertPending = db.transaction((repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta) => {
+      for (const c of changes) {
+        this.stmt.insertPending.run(repo, number, c.label, JSON.stringify(c), meta.configVersion ?? null, meta.delivery, this.now());
+      }
+    });
+    this.recordAndClear = db.transaction((repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta) => {
+      this.record(repo, number, changes, meta);
+      this.stmt.clearPending.run(repo.toLowerCase(), number);
+    });
     this.applyChanges = db.transaction((repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta) => {
       const at = this.now();
       for (const change of changes) {
@@ -210,6 +233,30 @@ export class OwnershipStore {
         }
       }
     });
+  }
+
+  /**
+   * Label writes about to be sent (written before the request): if the process dies before their
+   * answer is recorded, the next evaluation finds them and does not take them for a person's.
+   */
+  intend(repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta): void {
+    this.insertPending(repo.toLowerCase(), number, changes, meta);
+  }
+
+  /** Writes sent before a crash, whose outcome was never recorded. */
+  pending(repo: string, number: number): { change: LabelChange; meta: ChangeMeta }[] {
+    return this.stmt.pending
+      .all(repo.toLowerCase(), number)
+      .map((r) => ({ change: JSON.parse(r.change) as LabelChange, meta: { delivery: r.delivery, configVersion: r.config_version } }));
+  }
+
+  clearPending(repo: string, number: number): void {
+    this.stmt.clearPending.run(repo.toLowerCase(), number);
+  }
+
+  /** Records the outcome of the writes and forgets their intent, in one transaction. */
+  recordApplied(repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta): void {
+    this.recordAndClear(repo, number, changes, meta);
   }
 
   /** What `decide` needs: labels the rules own, labels a person removed. */

@@ -195,6 +195,13 @@ export class TriageEvaluator implements Evaluator {
    */
   private bookkeeping(full: string, number: number, item: WorkItem, issue: GiteaIssue, bot: string | undefined, log: Logger): void {
     const now = new Set(issue.labels.map((l) => l.name));
+    // Writes sent just before a crash, their answer never recorded: an addition on the issue now (a
+    // removal off it) was applied by Gitea, for the bot or the command's author, not by a person.
+    const interrupted = this.store.pending(full, number);
+    for (const { change, meta } of interrupted) {
+      if (now.has(change.label) === (change.action === 'added')) this.store.record(full, number, [change], meta);
+    }
+    if (interrupted.length > 0) this.store.clearPending(full, number);
     const owned = this.store.owned(full, number);
     const ruleOwned = new Set(owned.filter((o) => o.kind === 'rule').map((o) => o.label));
     const changes: LabelChange[] = [];
