@@ -18,9 +18,16 @@ import { Scheduler } from './scheduler/scheduler.js';
 import type { EvaluationResult, Evaluator, WorkItem } from './scheduler/types.js';
 
 /** A Gitea API, optionally with the client's circuit state (`GiteaClient.health()`). */
-export type GiteaWithHealth = GiteaApi & { health?(): { state: string } };
+export type GiteaWithHealth = GiteaApi & { health?(): { state: string; consecutiveFailures?: number } };
 
-export type EvaluatorFactory = (parts: { journal: Journal; gitea: GiteaApi; log: Logger; config: Config }) => Evaluator;
+export type EvaluatorFactory = (parts: {
+  journal: Journal;
+  gitea: GiteaApi;
+  log: Logger;
+  config: Config;
+  /** The bot's login once the service's `GET /user` succeeded. */
+  botLogin: () => string | undefined;
+}) => Evaluator;
 
 export interface ServiceOptions {
   config: Config;
@@ -99,9 +106,10 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       retries: config.giteaRetries,
       log,
     });
+  let bot: string | undefined; // the bot's login, once `GET /user` answered (below)
   const evaluator: Evaluator =
     typeof options.evaluator === 'function'
-      ? options.evaluator({ journal, gitea, log, config })
+      ? options.evaluator({ journal, gitea, log, config, botLogin: () => bot })
       : (options.evaluator ?? new LoggingEvaluator());
 
   const metrics = new ServiceMetrics();
@@ -125,6 +133,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   });
   metrics.setSources({
     journalPending: () => journal.pendingCount(),
+    ...(gitea.health ? { giteaCircuit: () => gitea.health!().state } : {}),
     queue: () => ({ queued: scheduler.queued, running: scheduler.running, retrying: scheduler.retrying }),
   });
 
@@ -132,7 +141,6 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   const stopSignal = new AbortController();
 
   // --- the bot's identity: its own events are recorded, never evaluated (no label loops) ---
-  let bot: string | undefined;
   let identityFailed = false;
   let resolveIdentity!: (login: string) => void;
   let rejectIdentity!: (error: Error) => void;
@@ -181,7 +189,19 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     if (shuttingDown) reasons.push('shutting down');
     if (!journalHealthy(journal)) reasons.push('journal unavailable');
     if (bot === undefined) reasons.push(identityFailed ? 'gitea unreachable: bot identity unknown' : 'bot identity unknown');
-    return { ready: reasons.length === 0, reasons };
+    // Gitea down after start degrades the service without making it unready: webhooks are still
+    // journaled and evaluated once Gitea is back, so taking the receiver out of rotation would only
+    // turn acknowledged deliveries into failed ones on Gitea's side.
+    const warnings: string[] = [];
+    const health = gitea.health?.();
+    if (health && health.state !== 'closed') {
+      warnings.push(
+        `gitea unavailable: circuit ${health.state}` +
+          (health.consecutiveFailures !== undefined ? ` after ${health.consecutiveFailures} consecutive failures` : '') +
+          '; webhooks are journaled and wait',
+      );
+    }
+    return { ready: reasons.length === 0, reasons, warnings };
   };
 
   // --- receiver wiring ---

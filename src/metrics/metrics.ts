@@ -14,6 +14,8 @@ export interface ReceiverMetrics {
 export interface MetricSources {
   journalPending?: () => number;
   queue?: () => { queued: number; running: number; retrying: number };
+  /** The Gitea client's circuit: `closed`, `open` or `half-open`. */
+  giteaCircuit?: () => string;
 }
 
 const PREFIX = 'gitea_triage_';
@@ -99,6 +101,15 @@ export class ServiceMetrics implements ReceiverMetrics {
       collect() {
         const read = sources().queue;
         if (read) this.set(read().running);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}gitea_circuit_open`,
+      help: 'Whether calls to Gitea are held back after consecutive failures (1 open or half-open, 0 closed).',
+      registers: [this.registry],
+      collect() {
+        const read = sources().giteaCircuit;
+        if (read) this.set(read() === 'closed' ? 0 : 1);
       },
     });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });

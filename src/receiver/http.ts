@@ -7,6 +7,11 @@ export interface Readiness {
   ready: boolean;
   /** Why not, e.g. `["bot identity unknown: gitea unreachable"]`; empty when ready. */
   reasons: string[];
+  /**
+   * What is degraded without making the service unready, e.g. Gitea unavailable: webhooks are still
+   * journaled, so the receiver must stay in its load balancer (Gitea does not redeliver by itself).
+   */
+  warnings?: string[];
 }
 
 export interface HttpAppOptions {
@@ -69,8 +74,9 @@ export function createHttpApp(options: HttpAppOptions): Express {
   });
   app.get('/readyz', (_req, res) => {
     const r = options.readiness();
-    if (r.ready) res.json({ status: 'ready' });
-    else res.status(503).json({ status: 'not ready', reasons: r.reasons });
+    const warnings = r.warnings && r.warnings.length > 0 ? { warnings: r.warnings } : {};
+    if (r.ready) res.json({ status: 'ready', ...warnings });
+    else res.status(503).json({ status: 'not ready', reasons: r.reasons, ...warnings });
   });
   app.get('/metrics', async (_req, res) => {
     const m = await options.metrics();

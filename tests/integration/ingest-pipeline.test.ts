@@ -152,7 +152,7 @@ describe('readiness and failures', () => {
     const d = editAt(5, 1);
     expect((await t.post(d)).status).toBe(202);
     const stopping = t.service.stop();
-    expect(t.service.readiness()).toEqual({ ready: false, reasons: ['shutting down'] });
+    expect(t.service.readiness()).toMatchObject({ ready: false, reasons: ['shutting down'] });
     await stopping;
     // the coalescer's content went to the scheduler or stays pending; nothing was lost
     const { Journal } = await import('../../src/journal/journal.js');
