@@ -3,6 +3,7 @@ import path from 'node:path';
 import { createService, type Service } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config/config.js';
 import { createLogger, type Logger } from './log/logger.js';
+import { createTriageEvaluator } from './triage/evaluator.js';
 
 /**
  * Entry point: `node dist/main.js` in production (`npm start` runs this file through tsx). Invalid
@@ -31,7 +32,7 @@ async function main(): Promise<void> {
 
   let service: Service;
   try {
-    service = await createService({ config, log });
+    service = await createService({ config, log, evaluator: createTriageEvaluator });
   } catch (error) {
     log.error('start failed', { error: errorText(error) });
     fail(`cannot start: ${errorText(error)}`);

@@ -121,26 +121,40 @@ describe('graceful stop', () => {
     expectExactlyOnce(processedIds(dataDir), deliveries.map((d) => d.id));
   });
 
-  it('runs src/main.ts: listens, evaluates with the default evaluator, stops on SIGTERM with exit 0', async () => {
+  it('runs src/main.ts: listens, labels an issue Gitea reports with the triage evaluator, stops on SIGTERM with exit 0', async () => {
     const dataDir = tempDataDir();
     dirs.push(dataDir);
-    const proc = spawnTs(MAIN, baseEnv(dataDir, { BATCH_WINDOW_MS: '20' }));
-    children.push(proc);
-    const listeningLine = await proc.line({ msg: 'listening' });
-    const url = String(listeningLine.url);
-    await proc.line({ msg: 'gitea identity', login: 'triage-bot', version: '1.25.4' });
-    expect((await request(url + '/readyz')).status).toBe(200);
-    const d = fixtureDelivery('issues-opened');
-    expect((await request(url + '/webhook', { method: 'POST', headers: d.headers, body: d.body })).json).toEqual({ status: 'accepted', delivery: d.id });
-    await waitFor(() => proc.lines.find((l) => l.msg === 'logging evaluator' && Array.isArray(l.deliveries) && l.deliveries.includes(d.id)), {
-      what: 'the logging evaluator line',
-    });
-    proc.child.kill('SIGTERM');
-    expect(await proc.exited).toEqual({ code: 0, signal: null });
-    const text = proc.lines.map((l) => JSON.stringify(l)).join('\n');
-    expect(text).not.toContain(gitea.token);
-    expect(text).not.toContain(FIXTURE_SECRET);
-    expect(proc.stderr()).toBe('');
+    // A Gitea of its own: the other tests' fixture deliveries name issues this one does not have.
+    const sim = await SimGitea.start({ botLogin: 'triage-bot' });
+    try {
+      sim.addOrg('acme');
+      sim.addRepo('acme', 'widgets', { files: { '.gitea/triage.yml': "labels:\n  kind/bug:\n    title: ['crash']\n" } });
+      sim.addLabel('acme', 'widgets', { name: 'kind/bug', color: 'ee0701' });
+      const proc = spawnTs(MAIN, { ...baseEnv(dataDir, { BATCH_WINDOW_MS: '20' }), GITEA_URL: sim.url, GITEA_TOKEN: sim.token });
+      children.push(proc);
+      const listeningLine = await proc.line({ msg: 'listening' });
+      const url = String(listeningLine.url);
+      await proc.line({ msg: 'gitea identity', login: 'triage-bot', version: '1.25.4' });
+      expect((await request(url + '/readyz')).status).toBe(200);
+
+      sim.setWebhook({ url: url + '/webhook', secret: FIXTURE_SECRET });
+      const n = sim.openIssue('acme', 'widgets', { title: 'Editor crashes when saving', user: 'alice' });
+      const m = sim.openIssue('acme', 'widgets', { title: 'Support dark mode', user: 'alice' });
+      await sim.awaitDeliveries();
+      await waitFor(() => proc.lines.filter((l) => l.msg === 'evaluated').length >= 2, { what: 'both issues evaluated' });
+      expect(sim.issueLabels('acme', 'widgets', n)).toEqual(['kind/bug']);
+      expect(sim.issueLabels('acme', 'widgets', m)).toEqual([]);
+
+      proc.child.kill('SIGTERM');
+      expect(await proc.exited).toEqual({ code: 0, signal: null });
+      const text = proc.lines.map((l) => JSON.stringify(l)).join('\n');
+      expect(text).not.toContain(sim.token);
+      expect(text).not.toContain(FIXTURE_SECRET);
+      expect(proc.stderr()).toBe('');
+    } finally {
+      sim.setWebhook(undefined);
+      await sim.close();
+    }
   });
 });
 
