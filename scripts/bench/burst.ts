@@ -72,6 +72,11 @@ export async function runBurst(options: BurstOptions): Promise<BurstFigures> {
     await until(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200, 30_000, 'service ready');
     sim.resetStats();
 
+    let i = 0;
+    const nextRequest = (req: Record<string, unknown>) => {
+      const r = requests[i++ % requests.length]!;
+      return { ...req, headers: r.headers, body: r.body };
+    };
     const t0 = performance.now();
     const result = await autocannon({
       url,
@@ -80,11 +85,6 @@ export async function runBurst(options: BurstOptions): Promise<BurstFigures> {
       requests: [{ method: 'POST', path: '/webhook', setupRequest: (req: any) => nextRequest(req) }],
     } as autocannon.Options);
     const sendMs = performance.now() - t0;
-    let i = 0;
-    function nextRequest(req: Record<string, unknown>) {
-      const r = requests[i++ % requests.length]!;
-      return { ...req, headers: r.headers, body: r.body };
-    }
     await until(async () => (await pendingWork(url)) === 0, 300_000, 'journal drained');
     const drainMs = performance.now() - t0;
     const stats = sim.stats();
