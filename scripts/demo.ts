@@ -152,11 +152,18 @@ async function main(): Promise<void> {
     .description('the service against a simulated Gitea: a few realistic deliveries, and the labels applied')
     .option('--latency <ms>', 'simulated Gitea API latency per request', '5')
     .option('--timeout <ms>', 'give up after this long', '30000')
+    .option('--keep <dir>', 'keep the journal and a JSON log (service.log) in this directory, to try the operator tools on')
     .parse();
-  const opts = program.opts<{ latency: string; timeout: string }>();
+  const opts = program.opts<{ latency: string; timeout: string; keep?: string }>();
   const deadline = Date.now() + Number(opts.timeout);
 
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gitea-triage-demo-'));
+  const keep = opts.keep === undefined ? undefined : path.resolve(opts.keep);
+  if (keep !== undefined && fs.existsSync(path.join(keep, 'journal.db'))) {
+    throw new Error(`--keep ${keep}: a journal exists there already; give an empty or new directory`);
+  }
+  const dataDir = keep ?? fs.mkdtempSync(path.join(os.tmpdir(), 'gitea-triage-demo-'));
+  if (keep !== undefined) fs.mkdirSync(keep, { recursive: true });
+  const logFile = keep !== undefined ? fs.createWriteStream(path.join(keep, 'service.log')) : undefined;
   const sim = await SimGitea.start({ latencyMs: Number(opts.latency) });
   let service: Service | undefined;
   try {
@@ -169,10 +176,15 @@ async function main(): Promise<void> {
       PORT: '0',
       DATA_DIR: dataDir,
       BATCH_WINDOW_MS: '50',
-      LOG_LEVEL: 'warn',
-      LOG_FORMAT: 'pretty',
+      LOG_LEVEL: logFile ? 'info' : 'warn',
+      LOG_FORMAT: logFile ? 'json' : 'pretty',
     });
-    const log = createLogger({ level: config.logLevel, format: config.logFormat, redact: [config.giteaToken, ...config.webhookSecrets] });
+    const log = createLogger({
+      level: config.logLevel,
+      format: config.logFormat,
+      redact: [config.giteaToken, ...config.webhookSecrets],
+      ...(logFile ? { stream: logFile } : {}),
+    });
     service = await createService({ config, log, evaluator: createTriageEvaluator });
     const { url } = await service.listen();
     // Its own deliveries must be recognised before any arrive (they are recorded, never evaluated).
@@ -292,10 +304,19 @@ async function main(): Promise<void> {
       `Gitea: ${stats.requests} API requests over ${stats.connections} connection${stats.connections === 1 ? '' : 's'} ` +
         `(${stats.labelWrites} label writes); ${deliveries} webhook deliveries, ${echoes} of them the bot's own echoes (recorded, not evaluated).`,
     );
+    if (keep !== undefined) {
+      console.log(
+        `\nKept in ${keep}: the journal and service.log. Try:\n` +
+          `  DATA_DIR=${keep} npm run explain -- ${ORG}/${REPO}#${bug}\n` +
+          `  npm run logs -- --file ${path.join(keep, 'service.log')} --issue ${ORG}/${REPO}#${bug}\n` +
+          `  DATA_DIR=${keep} npm run export -- --issue ${ORG}/${REPO}#${bug} --out -`,
+      );
+    }
   } finally {
     await service?.stop();
     await sim.close();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    if (logFile) await new Promise((resolve) => logFile.end(resolve));
+    if (keep === undefined) fs.rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
