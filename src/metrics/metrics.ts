@@ -70,6 +70,12 @@ export class ServiceMetrics implements ReceiverMetrics {
     registers: [this.registry],
   });
 
+  private readonly reconciledDeliveries = new Counter({
+    name: `${PREFIX}reconciled_total`,
+    help: 'Synthetic deliveries made by the reconcile sweep (RECONCILE_INTERVAL_MS) for issues changed after every delivery received: probably lost deliveries.',
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const sources = () => this.sources;
     new Gauge({
@@ -136,6 +142,10 @@ export class ServiceMetrics implements ReceiverMetrics {
     this.evaluations.inc({ outcome });
     this.evaluationDuration.observe({ outcome }, durationMs / 1000);
     if (outcome === 'failed') this.deadLetters.inc(deliveries);
+  }
+
+  reconciled(deliveries: number): void {
+    this.reconciledDeliveries.inc(deliveries);
   }
 
   /** The exposition text for `GET /metrics`. */
