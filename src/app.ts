@@ -13,6 +13,7 @@ import type { NewDelivery } from './journal/types.js';
 import type { Logger } from './log/logger.js';
 import { ServiceMetrics } from './metrics/metrics.js';
 import { createHttpApp, createHttpServer, type Readiness } from './receiver/http.js';
+import { Reconciler, type ReconcilerOptions } from './reconcile/reconcile.js';
 import type { ReceiverDeps } from './receiver/receive.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import type { EvaluationResult, Evaluator, WorkItem } from './scheduler/types.js';
@@ -38,6 +39,8 @@ export interface ServiceOptions {
   evaluator?: Evaluator | EvaluatorFactory;
   /** Backoff between `GET /user` attempts at start (default 1 s doubling to 30 s); tests shorten it. */
   identityBackoff?: { firstMs: number; maxMs: number };
+  /** Tuning of the reconcile sweep (`RECONCILE_INTERVAL_MS` > 0); tests shorten `settleMs`. */
+  reconcile?: Pick<ReconcilerOptions, 'settleMs' | 'overlapMs' | 'firstDelayMs'>;
 }
 
 export interface Service {
@@ -64,6 +67,8 @@ export interface Service {
   evaluator: Evaluator;
   metrics: ServiceMetrics;
   registry: Registry;
+  /** The periodic sweep for lost deliveries; undefined when `RECONCILE_INTERVAL_MS` is 0. */
+  reconciler: Reconciler | undefined;
 }
 
 /**
@@ -228,6 +233,23 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   };
   const app = createHttpApp({ receiver, readiness, metrics: () => metrics.text(), log });
 
+  // Lost deliveries (Gitea never retries one): a periodic sweep journals synthetic ones through onJournaled.
+  const reconciler =
+    config.reconcileIntervalMs > 0
+      ? new Reconciler({
+          journal,
+          gitea,
+          intervalMs: config.reconcileIntervalMs,
+          onJournaled,
+          log,
+          shuttingDown: () => shuttingDown,
+          ...(gitea.health ? { giteaHealth: () => gitea.health!() } : {}),
+          onReconciled: (n) => metrics.reconciled(n),
+          ...options.reconcile,
+        })
+      : undefined;
+  reconciler?.start();
+
   // Deliveries journaled before the last stop (or crash) and not evaluated yet.
   Promise.resolve()
     .then(() => scheduler.resume())
@@ -273,6 +295,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       shuttingDown = true;
       stopSignal.abort();
       clearInterval(pruneTimer);
+      reconciler?.stop();
       log.info('stopping', { pending: safeCount(journal), running: scheduler.running, timeoutMs: config.shutdownTimeoutMs });
       // No new connections; idle keep-alive ones are closed, busy ones finish their request.
       server?.close();
@@ -322,6 +345,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     evaluator,
     metrics,
     registry: metrics.registry,
+    reconciler,
   };
 }
 
