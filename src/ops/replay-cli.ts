@@ -7,7 +7,6 @@ import { type DeliveryFilter, parseDeliveryFilter } from './filter.js';
 import { createProgress, type Progress } from './progress.js';
 import {
   candidateEvaluator,
-  DRY_RUN_DECISION,
   evaluateLocally,
   previewConfig,
   renderDecision,
@@ -110,8 +109,7 @@ export async function replayMain(argv: readonly string[], env: Readonly<Record<s
         ...(mode.kind === 'url' ? (['WEBHOOK_SECRET'] as const) : ([...GITEA_VARIABLES, 'CONCURRENCY', 'TRIAGE_CONFIG'] as const)),
       ]);
       secrets.push(...(mode.kind === 'url' ? config.webhookSecrets : [config.giteaToken]));
-      const toolLog = createToolLog({ verbose: options.verbose, stream: io.stderr, redact: secrets, keep: (l) => l.msg === DRY_RUN_DECISION });
-      const { log } = toolLog;
+      const { log } = createToolLog({ verbose: options.verbose, stream: io.stderr, redact: secrets });
 
       // The source: an export file, or the journal (opened only when it exists: a tool never creates one).
       const reprocess = mode.kind === 'local' && options.filter.failed === true && options.from === undefined;
@@ -155,7 +153,7 @@ export async function replayMain(argv: readonly string[], env: Readonly<Record<s
         try {
           const bot = await botIdentity(gitea, config.giteaUrl);
           const botLogin = () => bot;
-          const base = { log, concurrency: config.concurrency, decisionLines: toolLog.kept };
+          const base = { log, concurrency: config.concurrency };
 
           if (reprocess) {
             // For real, on the journal's own database: done or failed again, ownership recorded.

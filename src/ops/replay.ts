@@ -139,7 +139,7 @@ export interface LocalDecision {
   removed: string[];
   /** The evaluator's note (`dry run`, `no triage config`, `closed`, a config problem…). */
   note?: string;
-  /** Why each label was added, removed, kept or skipped (from the evaluator's dry-run decision). */
+  /** Why each label was added, removed, kept or skipped (the evaluator's `EvaluationResult.reasons`). */
   reasons: Reason[];
   /** Set when the evaluation failed (the error, as the scheduler would dead-letter it). */
   error?: string;
@@ -149,17 +149,9 @@ export interface LocalRunOptions {
   evaluator: Evaluator;
   log: Logger;
   concurrency: number;
-  /**
-   * The tool log's kept lines: the evaluator reports a dry run's reasons only in its
-   * `dry-run decision` log line (DESIGN, "Structured logs"), so that line is read back.
-   */
-  decisionLines?: Record<string, unknown>[];
   /** After each subject's evaluation (for a progress display). */
   onProgress?(done: number, total: number): void;
 }
-
-/** The message the evaluator logs a dry-run decision under. */
-export const DRY_RUN_DECISION = 'dry-run decision';
 
 /**
  * Runs recorded deliveries through the service's code: every one is shown to `evaluator.observe`
@@ -169,7 +161,6 @@ export const DRY_RUN_DECISION = 'dry-run decision';
  */
 export async function evaluateLocally(rows: readonly StoredDelivery[], options: LocalRunOptions): Promise<LocalDecision[]> {
   const evaluable = (r: StoredDelivery) => r.state !== 'ignored' && r.subject !== null;
-  const firstLine = options.decisionLines?.length ?? 0;
   for (const row of rows) {
     const payload = parseObject(row.body);
     if (!payload) continue;
@@ -192,9 +183,6 @@ export async function evaluateLocally(rows: readonly StoredDelivery[], options: 
     },
   };
   await runScheduler(journal, recording, subjects, rows.filter(evaluable).map((r) => r.id), options);
-  // Log lines pass through a stream: let it deliver the last ones.
-  await new Promise((resolve) => setImmediate(resolve));
-  const lines = (options.decisionLines ?? []).slice(firstLine).filter((l) => l.msg === DRY_RUN_DECISION);
 
   return subjects.map((subject) => {
     const rowsOf = journal.rowsOf(subject).filter(evaluable);
@@ -210,8 +198,7 @@ export async function evaluateLocally(rows: readonly StoredDelivery[], options: 
       decision.added = result.added;
       decision.removed = result.removed;
       if (result.note !== undefined) decision.note = result.note;
-      const line = lines.findLast((l) => `${String(l.repo)}#${String(l.number)}` === subject || l.subject === subject);
-      if (line && Array.isArray(line.reasons)) decision.reasons = line.reasons as Reason[];
+      if (result.reasons) decision.reasons = result.reasons;
     } else {
       decision.error = rowsOf.find((r) => r.lastError !== null)?.lastError ?? 'not evaluated';
     }

@@ -65,24 +65,19 @@ export async function botIdentity(gitea: GiteaApi, giteaUrl: string): Promise<st
 
 export interface ToolLog {
   log: Logger;
-  /** Lines kept by `keep` (parsed JSON), in order. */
-  kept: Record<string, unknown>[];
 }
 
 /**
  * The logger a tool hands to the service's code. With `verbose`, every line goes to `stream` (stderr)
  * in a short human form; otherwise nothing is shown (a tool's output is its report, and a failure is
- * one line). Either way, lines `keep` selects are kept parsed: the evaluator reports a dry-run decision
- * with its reasons as a log line (DESIGN, "Structured logs"), and that is what a tool prints.
+ * one line): a decision's reasons reach a tool in the evaluator's result, not through the log.
  * The token and the secrets are masked.
  */
 export function createToolLog(options: {
   verbose: boolean;
   stream: NodeJS.WritableStream;
   redact: readonly string[];
-  keep?: (line: Record<string, unknown>) => boolean;
 }): ToolLog {
-  const kept: Record<string, unknown>[] = [];
   const tee = new Writable({
     write(chunk: Buffer, _encoding, done) {
       for (const text of chunk.toString('utf8').split('\n')) {
@@ -94,14 +89,13 @@ export function createToolLog(options: {
           if (options.verbose) options.stream.write(`${text}\n`);
           continue;
         }
-        if (options.keep?.(line)) kept.push(line);
         if (options.verbose) options.stream.write(`${humanLine(line)}\n`);
       }
       done();
     },
   });
   const level = options.verbose ? 'debug' : 'info';
-  return { log: createLogger({ level, format: 'json', stream: tee, redact: [...options.redact] }), kept };
+  return { log: createLogger({ level, format: 'json', stream: tee, redact: [...options.redact] }) };
 }
 
 function humanLine(line: Record<string, unknown>): string {

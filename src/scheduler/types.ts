@@ -1,6 +1,7 @@
 import type { Logger } from '../log/logger.js';
 import type { NewDelivery, StoredDelivery } from '../journal/types.js';
 import type { Subject } from '../subject.js';
+import type { Reason } from '../triage/types.js';
 
 /** A journaled delivery with its payload parsed, handed to an evaluator. */
 export interface DeliveryInput extends StoredDelivery {
@@ -29,6 +30,12 @@ export interface EvaluationResult {
   removed: string[];
   /** Free-form reason when nothing was done (no config, config error, dry run, …). */
   note?: string;
+  /**
+   * Why each label was added, removed, kept or skipped: the triage decision's reasons (rule, label,
+   * action, evidence), in dry run and in real runs; absent when no decision was made (no config,
+   * closed, push, …). For tools (replay, backfill); the scheduler's log line does not carry them.
+   */
+  reasons?: Reason[];
 }
 
 /**

@@ -172,7 +172,7 @@ export class TriageEvaluator implements Evaluator {
 
     if (this.dryRun) {
       log.info('dry-run decision', { repo: full, number, added: plan.add, removed: plan.remove, reasons: plan.reasons });
-      return { added: plan.add, removed: plan.remove, note: 'dry run' };
+      return { added: plan.add, removed: plan.remove, note: 'dry run', reasons: plan.reasons };
     }
     const result = await this.applier.apply(owner, repo, number, plan, context, issue.labels, {
       delivery: item.newest.id,
@@ -183,7 +183,7 @@ export class TriageEvaluator implements Evaluator {
     this.store.setKnown(full, number, result.labels, issue.updated_at);
     // A label id Gitea did not take was probably deleted since the context was loaded.
     if (result.notApplied.length > 0) this.context.invalidate(full);
-    return { added: result.added, removed: result.removed };
+    return { added: result.added, removed: result.removed, reasons: plan.reasons };
   }
 
   /**
