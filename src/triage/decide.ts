@@ -3,7 +3,7 @@ import { markdownSections, normalizeHeading, type Section } from './templates.js
 import type { AllowedCommand, DecideContext, LabelRule, Ownership, Plan, Reason, SubjectState, TemplateInfo } from './types.js';
 
 /** A changed file; `previousFilename` (Gitea's `previous_filename`) lets a rename out of a folder count for it. */
-export type ChangedFile = NonNullable<SubjectState['files']>[number] & { previousFilename?: string };
+export type ChangedFile = NonNullable<SubjectState['files']>[number];
 
 /** A condition's outcome. `unknown`: a pull request's files were not given, so `files` and size cannot be judged. */
 export type Outcome = { state: 'holds'; rule: string; evidence: string } | { state: 'fails' } | { state: 'unknown'; rule: string; evidence: string };
@@ -27,7 +27,7 @@ function filesCondition(rule: string, globs: string[], subject: SubjectState): O
   if (subject.kind !== 'pull') return FAILS;
   if (!subject.files) return { state: 'unknown', rule, evidence: 'changed files not known' };
   const compiled = globs.map((g) => cachedGlob(g));
-  for (const file of subject.files as ChangedFile[]) {
+  for (const file of subject.files) {
     for (const name of file.previousFilename ? [file.filename, file.previousFilename] : [file.filename]) {
       const glob = compiled.find((g) => g.matches(name));
       if (glob) return { state: 'holds', rule, evidence: truncateEvidence(`${name} (glob ${glob.source})`) };

@@ -163,7 +163,13 @@ export class TriageEvaluator implements Evaluator {
     };
     if (kind === 'pull' && configNeedsFiles(config)) {
       const files = await this.gitea.listPullFiles(owner, repo, number);
-      state.files = files.map((f) => ({ filename: f.filename, additions: f.additions, deletions: f.deletions }));
+      // A rename carries `previous_filename` (Gitea's ChangedFile): a `files:` glob matches either name.
+      state.files = files.map((f) => ({
+        filename: f.filename,
+        additions: f.additions,
+        deletions: f.deletions,
+        ...(f.previous_filename ? { previousFilename: f.previous_filename } : {}),
+      }));
     }
 
     const commands = config.commands.enabled ? await this.allowedCommands(owner, repo, number, item, config, bot, log) : [];

@@ -61,8 +61,11 @@ export interface SubjectState {
   body: string;
   /** Label names currently on it. */
   labels: string[];
-  /** Pull requests: every changed file (all pages). */
-  files?: { filename: string; additions: number; deletions: number }[];
+  /**
+   * Pull requests: every changed file (all pages). A renamed file has its old name in
+   * `previousFilename` (Gitea's `previous_filename`): moving a file out of `docs/` still touches docs.
+   */
+  files?: { filename: string; additions: number; deletions: number; previousFilename?: string }[];
 }
 
 /** Who owns which label of this issue, from the ownership records. */

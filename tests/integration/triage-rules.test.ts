@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { silentLogger } from '../../src/log/logger.js';
+import { parseSubject } from '../../src/subject.js';
 import { seedTriagedRepo, startTriage, TRIAGE_YML, type TriageHarness } from './triage-harness.js';
 
 const ORG = 'acme';
@@ -84,6 +86,33 @@ describe('triage rules through the running service', () => {
     expect(labels(apiDocs)).toEqual(['area/api-docs', 'size/XS']);
     expect(labels(apiCode)).toEqual(['size/XS']);
     expect(labels(locked)).toEqual(['size/XS']);
+  });
+
+  it('matches a renamed file by its old name too (moving a file out of docs/ touches docs), and returns the reasons in a real run', async () => {
+    // Gitea lists a rename once, under its new name, with `previous_filename` (ChangedFile).
+    const n = h.sim.openPull(ORG, REPO, {
+      user: 'bob',
+      title: 'Archive the setup notes',
+      files: [{ filename: 'archive/setup.txt', previous_filename: 'docs/setup.txt', status: 'renamed', additions: 0, deletions: 0 }],
+    });
+    await h.settle();
+    expect(labels(n)).toEqual(['area/docs', 'size/XS']);
+    const added = h.store.events(`${ORG}/${REPO}`, n).find((e) => e.label === 'area/docs' && e.action === 'added');
+    expect(added).toMatchObject({ kind: 'rule', rule: 'labels.area/docs.files', evidence: 'docs/setup.txt (glob docs/**)' });
+
+    // The same deliveries evaluated again (not a dry run): nothing to change, and the result says why.
+    const rows = h.service.journal.query({ subject: `${ORG}/${REPO}#${n}` }).filter((r) => r.state === 'done');
+    const deliveries = rows.map((r) => ({ ...r, payload: JSON.parse(r.body) as Record<string, unknown> }));
+    const result = await h.service.evaluator.evaluate(
+      { subject: parseSubject(`${ORG}/${REPO}#${n}`)!, batch: 'test', attempt: 1, deliveries, newest: deliveries.at(-1)! },
+      silentLogger(),
+    );
+    expect(result).toMatchObject({ added: [], removed: [] });
+    expect(result.note).toBeUndefined();
+    expect(result.reasons).toEqual([
+      { label: 'area/docs', action: 'keep', rule: 'labels.area/docs.files', evidence: 'docs/setup.txt (glob docs/**)' },
+      { label: 'size/XS', action: 'keep', rule: 'size', evidence: '0 changed lines' },
+    ]);
   });
 
   it("replaces a pull request's size label when it grows", async () => {
