@@ -60,6 +60,23 @@ export interface GiteaContents {
   content?: string | null;
 }
 
+/** `IssueFormField`: one field of a YAML issue form. */
+export interface GiteaIssueFormField {
+  /** `markdown`, `input`, `textarea`, `dropdown`, `checkboxes`. */
+  type: string;
+  id?: string;
+  attributes?: Record<string, unknown>;
+  validations?: Record<string, unknown>;
+  /**
+   * Where the field is shown: `form` (the new-issue page) and/or `content` (the issue body Gitea
+   * writes); only content-visible fields are rendered into the body. Gitea fills in the default when
+   * the file leaves it out — `[form]` for markdown fields, `[form, content]` for the others
+   * (modules/issue/template/unmarshal.go) — and omits an empty list (`omitempty`), which
+   * `VisibleInContent` reads as that default.
+   */
+  visible?: string[];
+}
+
 /** `GET /repos/{owner}/{repo}/issue_templates`: Gitea's own parse of the repo's issue templates (markdown and YAML forms). */
 export interface GiteaIssueTemplate {
   name: string;
@@ -70,7 +87,7 @@ export interface GiteaIssueTemplate {
   /** Markdown template: the text after the front matter. */
   content?: string;
   /** YAML issue form: its fields; `attributes.label` becomes a `### ` heading of the issue body. */
-  body?: { type: string; id?: string; attributes?: Record<string, unknown> }[] | null;
+  body?: GiteaIssueFormField[] | null;
   file_name: string;
 }
 

@@ -454,7 +454,9 @@ export function formHeadings(body: NonNullable<GiteaIssueTemplate['body']>): str
   const headings: string[] = [];
   for (const field of body) {
     if (!field || !HEADED_FIELDS.has(field.type)) continue;
-    const visible = (field as { visible?: unknown }).visible;
+    // Gitea renders only content-visible fields into the body; an empty or absent list means the
+    // default, in the content for every field but markdown (modules/structs/issue.go, VisibleInContent).
+    const visible = field.visible;
     if (Array.isArray(visible) && visible.length > 0 && !visible.includes('content')) continue;
     const attributes = field.attributes ?? {};
     if (attributes.hide_label === true) continue;

@@ -100,16 +100,16 @@ const bugForm: GiteaIssueTemplate = {
   file_name: '.gitea/ISSUE_TEMPLATE/bug.yaml',
   content: '',
   body: [
-    { type: 'markdown', id: '0', attributes: { value: '## Thanks for the report!' }, visible: ['form'] } as never,
-    { type: 'input', id: 'version', attributes: { label: 'Gitea version' }, visible: ['form', 'content'] } as never,
-    { type: 'textarea', id: 'steps', attributes: { label: 'Steps to reproduce', render: 'bash' }, visible: ['form', 'content'] } as never,
-    { type: 'dropdown', id: 'db', attributes: { label: 'Database', options: ['SQLite', 'PostgreSQL'] }, visible: ['form', 'content'] } as never,
+    { type: 'markdown', id: '0', attributes: { value: '## Thanks for the report!' }, visible: ['form'] },
+    { type: 'input', id: 'version', attributes: { label: 'Gitea version' }, visible: ['form', 'content'] },
+    { type: 'textarea', id: 'steps', attributes: { label: 'Steps to reproduce', render: 'bash' }, visible: ['form', 'content'] },
+    { type: 'dropdown', id: 'db', attributes: { label: 'Database', options: ['SQLite', 'PostgreSQL'] }, visible: ['form', 'content'] },
     {
       type: 'checkboxes',
       id: 'terms',
       attributes: { label: 'Checks', options: [{ label: 'I searched existing issues' }] },
       visible: ['form', 'content'],
-    } as never,
+    },
   ],
 };
 
@@ -136,11 +136,14 @@ describe('templateInfo', () => {
       { type: 'input', id: 'b', attributes: { label: 'Content only' }, visible: ['content'] },
       { type: 'textarea', id: 'c', attributes: { label: 'No heading', hide_label: true } },
       { type: 'input', id: 'd', attributes: { label: 'Default visibility' } },
+      // Gitea omits an empty list (`omitempty`) and reads it as the default (VisibleInContent).
+      { type: 'input', id: 'd2', attributes: { label: 'Empty visibility' }, visible: [] },
+      { type: 'markdown', attributes: { value: 'Empty list, markdown' }, visible: [] },
       { type: 'input', id: 'e', attributes: { label: 'Closing hashes ##' } },
       { type: 'input', id: 'f', attributes: { label: 'Two\nlines' } },
       { type: 'unknown', id: 'g', attributes: { label: 'Unknown type' } },
     ] as NonNullable<GiteaIssueTemplate['body']>;
-    expect(formHeadings(body)).toEqual(['Content only', 'Default visibility', 'Closing hashes', 'Two']);
+    expect(formHeadings(body)).toEqual(['Content only', 'Default visibility', 'Empty visibility', 'Closing hashes', 'Two']);
   });
 });
 
