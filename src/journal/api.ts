@@ -18,13 +18,25 @@ export interface JournalApi {
   pendingSubjects(limit: number, afterSeq?: number): { subject: string; firstSeq: number }[];
   /** Number of pending rows (metric `journal_pending`). */
   pendingCount(): number;
+  /**
+   * State changes: `get`/`pendingFor`/`pendingCount` of this process see them on return. The
+   * SQLite journal group-commits them with the appends of the same tick; `settled` tells when they
+   * are durable. (A crash before that loses them, never a later group without them: the rows keep
+   * their earlier state, so an evaluation whose `done` was lost runs again after the restart.)
+   */
   markDone(ids: readonly string[]): void;
   /** Counts a failed attempt on each id and stores the error (still pending). */
   recordFailure(ids: readonly string[], error: string): void;
   /** Dead-letters: state failed with the reason. */
   markFailed(ids: readonly string[], error: string): void;
-  /** Puts failed rows back to pending (the replay tool's failed-only mode). */
+  /** Puts failed rows back to pending (the replay tool's failed-only mode); durable on return. */
   requeue(ids: readonly string[]): void;
+  /**
+   * Resolves once every write made so far is durable (at once when nothing waits). Rejects when
+   * they could not be committed: those state changes are lost, the rows keep their earlier state.
+   * Optional: a journal without it writes each change durably on return.
+   */
+  settled?(): Promise<void>;
   get(id: string): StoredDelivery | undefined;
   /** Rows for tools (replay, export, explain), newest last. */
   query(filter: JournalFilter): StoredDelivery[];
@@ -32,7 +44,7 @@ export interface JournalApi {
   prune(before: number): number;
   /** True while the database can be written (for `/readyz`). */
   healthy(): boolean;
-  /** Waits for grouped appends in flight, then closes the database. */
+  /** Commits grouped appends and state changes in flight, then closes the database. */
   close(): Promise<void>;
 }
 

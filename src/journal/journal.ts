@@ -43,6 +43,33 @@ interface Waiting {
 
 const SCHEMA_VERSION = 1;
 
+/** Someone waiting for the open group to be committed ({@link Journal.settled}). */
+interface SettleWaiter {
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Writes of other stores that keep their tables in the journal's database (label ownership):
+ * they join the journal's group commit instead of committing (and fsyncing) on their own.
+ */
+export interface GroupedWriter {
+  /**
+   * Runs `write` now, atomically (a savepoint), inside the open group transaction: this connection
+   * reads it back at once; it is committed with the group before the event loop comes back.
+   */
+  deferred<T>(write: () => T): T;
+  /** Like `deferred`, then commits the whole group before returning: durable on return. */
+  durable<T>(write: () => T): T;
+}
+
+const writers = new WeakMap<Database.Database, GroupedWriter>();
+
+/** The group writer of the journal open on `db`, if any (else the caller writes on its own). */
+export function groupedWriterFor(db: Database.Database): GroupedWriter | undefined {
+  return writers.get(db);
+}
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS deliveries (
   seq         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -76,10 +103,20 @@ CREATE INDEX IF NOT EXISTS deliveries_pending_seq ON deliveries (seq) WHERE stat
 /**
  * The durable intake log on better-sqlite3 in WAL mode.
  *
- * Appends are group-committed: every `append` made before the event loop comes back to the
- * journal (one `setImmediate`) joins one transaction, so a burst of N webhooks costs one commit
- * and one fsync instead of N. better-sqlite3 is synchronous, so the commit blocks the loop while
- * it runs; requests that arrive meanwhile wait in the socket buffers and form the next group.
+ * Every write is group-committed: appends and state changes made before the event loop comes back
+ * to the journal (one `setImmediate`) share one transaction, so a burst of N webhooks and the M
+ * evaluations that finished meanwhile cost one commit and one fsync instead of N + M.
+ * better-sqlite3 is synchronous, so the commit blocks the loop while it runs; requests that arrive
+ * meanwhile wait in the socket buffers and form the next group.
+ *
+ * - An append's promise resolves only after its group committed (the receiver's 202 waits for it).
+ * - A state change (`markDone`, `recordFailure`, `markFailed`) runs at once inside the open group
+ *   transaction, so this process reads it back immediately (`get`, `pendingFor`, `pendingCount`),
+ *   and becomes durable with the group. A crash before that commit loses the group as a whole,
+ *   never part of it, and never a later group without it: the rows keep their earlier state, and
+ *   an evaluation whose `done` was lost runs again after the restart (evaluations are idempotent).
+ *   Whoever needs one durable first awaits {@link Journal.settled}.
+ * - `requeue` and `prune` (tools, retention) commit the group before they return.
  */
 export class Journal implements JournalApi {
   /** Public: other stores (label ownership) keep their tables in the same database file. */
@@ -89,8 +126,14 @@ export class Journal implements JournalApi {
   private readonly log: Logger;
   private group: Waiting[] = [];
   private flushScheduled: ReturnType<typeof setImmediate> | undefined;
+  /** This journal holds an open `BEGIN IMMEDIATE` that the next flush commits. */
+  private txOpen = false;
+  /** Why earlier writes of the open group were lost (SQLite rolled the transaction back), if they were. */
+  private lostError: unknown;
+  private settleWaiters: SettleWaiter[] = [];
   private isHealthy = true;
   private closed = false;
+  private commits = 0;
 
   private readonly insertStmt: Database.Statement;
   private readonly commitGroup: (group: Waiting[], now: number) => ('accepted' | 'duplicate')[];
@@ -195,6 +238,10 @@ export class Journal implements JournalApi {
       throw new Error(`journal: cannot open ${file} for writing: ${messageOf(error)}`);
     }
     const journal = new Journal(db, file, options.log);
+    writers.set(db, {
+      deferred: (write) => journal.write('ownership', write, false, false),
+      durable: (write) => journal.write('ownership', write, true, false),
+    });
     options.log.debug('journal opened', { path: file, sync: options.sync, pending: journal.pendingCount() });
     return journal;
   }
@@ -203,27 +250,111 @@ export class Journal implements JournalApi {
     if (this.closed) return Promise.reject(new Error(`journal ${this.path} is closed`));
     return new Promise((resolve, reject) => {
       this.group.push({ delivery, resolve, reject });
-      // setImmediate, not a microtask: requests parsed in the same poll phase all join the group.
-      this.flushScheduled ??= setImmediate(() => this.commit());
+      this.scheduleFlush();
     });
   }
 
-  /** Commits the waiting group in one transaction and settles each append's promise. */
-  private commit(): void {
-    this.flushScheduled = undefined;
-    const group = this.group;
-    if (group.length === 0) return;
-    this.group = [];
-    let outcomes: ('accepted' | 'duplicate')[];
-    try {
-      outcomes = this.commitGroup(group, Date.now());
-    } catch (error) {
-      this.unhealthy('append', error, group.length);
-      for (const w of group) w.reject(error);
-      return;
+  /**
+   * Resolves once every write made so far is committed (at once if none waits). Rejects when the
+   * group could not be committed: its state changes are lost and the rows keep their earlier state.
+   */
+  settled(): Promise<void> {
+    if (!this.txOpen && this.group.length === 0 && this.lostError === undefined) return Promise.resolve();
+    return new Promise((resolve, reject) => this.settleWaiters.push({ resolve, reject }));
+  }
+
+  /** Transactions committed so far (each one WAL commit, one fsync with `sync: full`). */
+  get commitCount(): number {
+    return this.commits;
+  }
+
+  /** setImmediate, not a microtask: requests parsed in the same poll phase all join the group. */
+  private scheduleFlush(): void {
+    this.flushScheduled ??= setImmediate(() => this.flush());
+  }
+
+  /** Opens the group transaction if it is not open yet; the next flush commits it. */
+  private openGroup(): void {
+    if (this.txOpen) {
+      if (this.db.inTransaction) return;
+      // Rolled back under us (an error SQLite answers with a rollback): what it held is lost.
+      this.txOpen = false;
+      this.lostError ??= new Error(`journal ${this.path}: the group transaction was rolled back`);
     }
-    this.healthyAgain();
-    for (let i = 0; i < group.length; i++) group[i]!.resolve(outcomes[i]!);
+    // IMMEDIATE: take the write lock now (busy_timeout waits for another connection's writer)
+    // rather than fail later when a read transaction cannot be upgraded.
+    this.db.exec('BEGIN IMMEDIATE');
+    this.txOpen = true;
+    this.scheduleFlush();
+  }
+
+  /**
+   * Inserts the waiting appends and commits the group in one transaction, then settles each
+   * append's promise and every {@link settled} waiter. Returns the commit's error, if any.
+   */
+  private flush(): unknown {
+    if (this.flushScheduled) clearImmediate(this.flushScheduled);
+    this.flushScheduled = undefined;
+    const appends = this.group;
+    this.group = [];
+    const waiters = this.settleWaiters;
+    this.settleWaiters = [];
+
+    let outcomes: ('accepted' | 'duplicate')[] | undefined;
+    let appendError: unknown;
+    if (appends.length > 0) {
+      try {
+        this.openGroup();
+        // A savepoint inside the group: a failed insert undoes the appends, not the state changes.
+        outcomes = this.commitGroup(appends, Date.now());
+      } catch (error) {
+        appendError = error;
+      }
+    }
+    const lost = this.lostError;
+    this.lostError = undefined;
+    let commitError: unknown;
+    let committed = false;
+    if (this.txOpen) {
+      this.txOpen = false;
+      try {
+        if (!this.db.inTransaction) throw new Error(`journal ${this.path}: the group transaction was rolled back`);
+        this.db.exec('COMMIT');
+        this.commits++;
+        committed = true;
+      } catch (error) {
+        commitError = error;
+        // SQLite may or may not have rolled back already (SQLITE_FULL, IOERR, BUSY): make sure.
+        if (this.db.inTransaction) {
+          try {
+            this.db.exec('ROLLBACK');
+          } catch {
+            // nothing left to undo
+          }
+        }
+      }
+    }
+
+    if (appends.length > 0) {
+      const failure = commitError ?? appendError;
+      if (failure === undefined && outcomes !== undefined) {
+        for (let i = 0; i < appends.length; i++) appends[i]!.resolve(outcomes[i]!);
+      } else {
+        this.unhealthy('append', failure, appends.length);
+        for (const w of appends) w.reject(failure);
+      }
+    }
+    if (commitError !== undefined) {
+      if (appends.length === 0) this.unhealthy('commit', commitError, 0);
+    } else if (committed && appendError === undefined) {
+      this.healthyAgain();
+    }
+    const groupError = commitError ?? lost;
+    for (const w of waiters) {
+      if (groupError === undefined) w.resolve();
+      else w.reject(groupError);
+    }
+    return commitError;
   }
 
   pendingFor(subject: string): StoredDelivery[] {
@@ -238,6 +369,7 @@ export class Journal implements JournalApi {
     return this.pendingCountStmt.get()!.n;
   }
 
+  /** Joins the group: visible here at once, durable with the group (see the class comment). */
   markDone(ids: readonly string[]): void {
     const now = Date.now();
     this.write('markDone', () => {
@@ -245,12 +377,14 @@ export class Journal implements JournalApi {
     });
   }
 
+  /** Joins the group; the scheduler awaits {@link settled} before it retries. */
   recordFailure(ids: readonly string[], error: string): void {
     this.write('recordFailure', () => {
       for (const id of ids) this.recordFailureStmt.run(error, id);
     });
   }
 
+  /** Joins the group; the scheduler awaits {@link settled} before it reports the dead letter. */
   markFailed(ids: readonly string[], error: string): void {
     const now = Date.now();
     this.write('markFailed', () => {
@@ -258,10 +392,15 @@ export class Journal implements JournalApi {
     });
   }
 
+  /** Durable on return (a tool's request, and other processes read the result). */
   requeue(ids: readonly string[]): void {
-    this.write('requeue', () => {
-      for (const id of ids) this.requeueStmt.run(id);
-    });
+    this.write(
+      'requeue',
+      () => {
+        for (const id of ids) this.requeueStmt.run(id);
+      },
+      true,
+    );
   }
 
   get(id: string): StoredDelivery | undefined {
@@ -300,36 +439,49 @@ export class Journal implements JournalApi {
   }
 
   prune(before: number): number {
-    let deleted = 0;
-    this.write('prune', () => {
-      deleted = this.pruneStmt.run(before).changes;
-    });
-    return deleted;
+    return this.write('prune', () => this.pruneStmt.run(before).changes, true);
   }
 
   healthy(): boolean {
     return this.isHealthy && !this.closed;
   }
 
+  /** Commits the open group (appends waiting in it and state changes), then closes the database. */
   async close(): Promise<void> {
     if (this.closed) return;
-    // Appends already accepted into a group are committed before closing.
-    if (this.flushScheduled) clearImmediate(this.flushScheduled);
-    this.commit();
+    this.flush();
     this.closed = true;
+    writers.delete(this.db);
     this.db.close();
   }
 
-  /** Runs a state change in one transaction, tracking health like appends do. */
-  private write(what: string, fn: () => void): void {
+  /**
+   * Runs a write atomically (a savepoint) inside the open group transaction, tracking health like
+   * appends do. `durable`: commits the group before returning, and throws if that commit fails.
+   * `trackHealth` false: a failing statement of another store (its own bug, e.g. a constraint) does
+   * not make the journal unhealthy; a failing commit still does.
+   */
+  private write<T>(what: string, fn: () => T, durable = false, trackHealth = true): T {
     if (this.closed) throw new Error(`journal ${this.path} is closed`);
+    let result: T;
     try {
-      this.db.transaction(fn)();
+      this.openGroup();
+      result = this.db.transaction(fn)();
     } catch (error) {
-      this.unhealthy(what, error, 0);
+      if (trackHealth) this.unhealthy(what, error, 0);
+      if (this.txOpen && !this.db.inTransaction) {
+        // SQLite rolled the whole group back (SQLITE_FULL, IOERR, …): the earlier writes are gone.
+        this.txOpen = false;
+        this.lostError = error;
+        this.scheduleFlush();
+      }
       throw error;
     }
-    this.healthyAgain();
+    if (durable) {
+      const error = this.flush();
+      if (error !== undefined) throw error;
+    }
+    return result;
   }
 
   private unhealthy(what: string, error: unknown, deliveries: number): void {

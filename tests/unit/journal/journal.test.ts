@@ -2,9 +2,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from '@jest/globals';
+import Database from 'better-sqlite3';
 import { Journal } from '../../../src/journal/journal.js';
 import type { NewDelivery } from '../../../src/journal/types.js';
 import { LogCapture, createLogger, silentLogger } from '../../../src/log/logger.js';
+import { spawnTs } from '../../helpers/process.js';
 
 const dirs: string[] = [];
 const open: Journal[] = [];
@@ -163,7 +165,6 @@ describe('Journal.append', () => {
     const journal = openJournal();
     const d = delivery();
     await journal.append(d);
-    const Database = (await import('better-sqlite3')).default;
     const reader = new Database(journal.path, { readonly: true });
     try {
       expect(reader.prepare('SELECT id FROM deliveries WHERE id = ?').get(d.id)).toEqual({ id: d.id });
@@ -217,8 +218,9 @@ describe('Journal.append', () => {
     expect(journal.healthy()).toBe(false);
     journal.db.pragma('query_only = 0');
     journal.markDone([d.id]);
-    expect(journal.healthy()).toBe(true);
     expect(journal.get(d.id)!.state).toBe('done');
+    await journal.settled();
+    expect(journal.healthy()).toBe(true); // once a commit succeeded
   });
 });
 
@@ -336,4 +338,109 @@ describe('Journal.query', () => {
     expect(journal.query({ until: t })).toEqual([]);
     expect(journal.query({ since: t, until: Date.now() + 1 })).toHaveLength(4);
   });
+});
+
+/** Reads `deliveries` rows through a second connection: what is committed, not what this process sees. */
+function committedRows(journal: Journal): Map<string, { state: string; attempts: number }> {
+  const reader = new Database(journal.path, { readonly: true });
+  try {
+    const rows = reader.prepare('SELECT id, state, attempts FROM deliveries').all() as { id: string; state: string; attempts: number }[];
+    return new Map(rows.map((r) => [r.id, { state: r.state, attempts: r.attempts }]));
+  } finally {
+    reader.close();
+  }
+}
+
+describe('group commit of state changes', () => {
+  it('commits the state changes and appends of one tick in one transaction; this process reads them at once', async () => {
+    const journal = openJournal();
+    const [a, b, c] = [delivery(), delivery(), delivery()];
+    await Promise.all([a, b, c].map((d) => journal.append(d)));
+    const wal = walCommits(journal);
+    const commits = journal.commitCount;
+
+    // One tick: what an evaluator pool finishing together and a webhook arriving meanwhile do.
+    journal.markDone([a.id]);
+    journal.markDone([b.id]);
+    journal.recordFailure([c.id], 'HTTP 502 from Gitea');
+    const late = delivery();
+    const appended = journal.append(late);
+    expect(journal.get(a.id)!.state).toBe('done');
+    expect(journal.get(c.id)).toMatchObject({ state: 'pending', attempts: 1 });
+    expect(journal.pendingCount()).toBe(1);
+    // Not on disk yet: another connection still sees the last commit.
+    expect(committedRows(journal).get(a.id)!.state).toBe('pending');
+
+    await journal.settled();
+    await expect(appended).resolves.toBe('accepted');
+    expect(walCommits(journal)).toBe(wal + 1);
+    expect(journal.commitCount).toBe(commits + 1);
+    const committed = committedRows(journal);
+    expect(committed.get(a.id)!.state).toBe('done');
+    expect(committed.get(b.id)!.state).toBe('done');
+    expect(committed.get(c.id)).toEqual({ state: 'pending', attempts: 1 });
+    expect(committed.get(late.id)!.state).toBe('pending');
+  });
+
+  it('settled() resolves at once when nothing waits, and close() commits what still does', async () => {
+    const dataDir = tempDir();
+    const first = Journal.open({ dataDir, sync: 'full', log: silentLogger() });
+    await expect(first.settled()).resolves.toBeUndefined();
+    const d = delivery();
+    await first.append(d);
+    first.markDone([d.id]);
+    await first.close();
+    const second = openJournal(dataDir);
+    expect(second.get(d.id)!.state).toBe('done');
+  });
+
+  it('requeue and prune are on disk when they return', async () => {
+    const journal = openJournal();
+    const [failed, done] = [delivery(), delivery()];
+    await Promise.all([failed, done].map((d) => journal.append(d)));
+    journal.markFailed([failed.id], 'boom');
+    journal.markDone([done.id]);
+    await journal.settled();
+
+    journal.requeue([failed.id]);
+    expect(committedRows(journal).get(failed.id)).toEqual({ state: 'pending', attempts: 0 });
+    expect(journal.prune(Date.now() + 1)).toBe(1);
+    expect(committedRows(journal).has(done.id)).toBe(false);
+  });
+
+  it('a group SQLite rolled back rejects settled(); the rows keep their earlier state; the next group commits', async () => {
+    const capture = new LogCapture();
+    const journal = openJournal(tempDir(), createLogger({ level: 'info', format: 'json', stream: capture.stream }));
+    const [a, b] = [delivery(), delivery()];
+    await Promise.all([a, b].map((d) => journal.append(d)));
+
+    journal.markDone([a.id]);
+    // What SQLite does on its own on SQLITE_FULL or SQLITE_IOERR inside a transaction.
+    journal.db.exec('ROLLBACK');
+    await expect(journal.settled()).rejects.toThrow(/rolled back/);
+    expect(journal.get(a.id)!.state).toBe('pending');
+    expect(journal.healthy()).toBe(false);
+    expect(capture.find({ msg: 'journal write failed', level: 'error' })).toHaveLength(1);
+
+    journal.markDone([a.id, b.id]);
+    await journal.settled();
+    expect(journal.healthy()).toBe(true);
+    expect(committedRows(journal).get(a.id)!.state).toBe('done');
+  });
+
+  it('a crash before the commit loses that whole group and nothing before it', async () => {
+    const dataDir = tempDir();
+    const child = spawnTs('tests/unit/journal/crash-child.ts', {}, [dataDir]);
+    const before = await child.line({ msg: 'before crash' });
+    expect(before).toMatchObject({ b: 'done', cAttempts: 1 }); // what the child read back itself
+    expect((await child.exited).signal).toBe('SIGKILL');
+
+    const journal = openJournal(dataDir);
+    expect(journal.db.pragma('integrity_check', { simple: true })).toBe('ok');
+    expect(journal.get('a')!.state).toBe('done'); // the first group
+    expect(journal.get('b')!.state).toBe('pending'); // the second group: none of it
+    expect(journal.get('c')).toMatchObject({ state: 'pending', attempts: 0, lastError: null });
+    expect(journal.get('d')).toBeUndefined();
+    expect(journal.pendingFor('acme/widgets#2').map((r) => r.id)).toEqual(['b']);
+  }, 30_000);
 });
