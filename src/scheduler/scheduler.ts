@@ -75,6 +75,8 @@ export class Scheduler {
   private resumeAfter: number | undefined;
   private resumePage = 0;
   private stopping = false;
+  /** Consecutive journal groups that failed to commit an evaluation's `done` (backoff of the re-run). */
+  private lostCommits = 0;
   private idleWaiters: (() => void)[] = [];
   private drainWaiters: (() => void)[] = [];
 
@@ -152,10 +154,20 @@ export class Scheduler {
     this.pump();
   }
 
-  /** Resolves when nothing is ready, queued, running, or waiting for a retry timer. */
-  onIdle(): Promise<void> {
-    if (this.isIdle()) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  /**
+   * Resolves when nothing is ready, queued, running, or waiting for a retry timer, and the journal
+   * has committed what the evaluations recorded (their `done` is group-committed, see JournalApi).
+   */
+  async onIdle(): Promise<void> {
+    for (;;) {
+      if (!this.isIdle()) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      try {
+        await this.settled();
+      } catch {
+        // A lost commit puts its subjects back (lostDone): idle only once they ran again.
+      }
+      if (this.isIdle()) return;
+    }
   }
 
   /**
@@ -182,8 +194,55 @@ export class Scheduler {
       ]);
       clearTimeout(timer);
     }
+    // What the finished evaluations recorded is committed before the journal may be closed.
+    try {
+      await this.settled();
+    } catch (error) {
+      this.log.warn('journal commit failed while stopping: those deliveries stay pending', { error: messageOf(error) });
+    }
     this.checkIdle();
     return this.active === 0;
+  }
+
+  /** The journal's group commit of everything recorded so far (at once for a journal without one). */
+  private settled(): Promise<void> {
+    return this.journal.settled ? this.journal.settled() : Promise.resolve();
+  }
+
+  /**
+   * After an evaluation's `done`: in the background, make sure its group committed. If it did not
+   * (disk full, I/O error), the rows are pending again: evaluate the subject again later, with a
+   * backoff that grows while commits keep failing.
+   */
+  private watchDone(subject: string, batch: string): void {
+    if (!this.journal.settled) return;
+    this.journal.settled().then(
+      () => {
+        this.lostCommits = 0;
+      },
+      (error: unknown) => this.lostDone(subject, batch, error),
+    );
+  }
+
+  private lostDone(subject: string, batch: string, error: unknown): void {
+    if (this.stopping) return; // pending in the journal: resumed at the next start
+    this.lostCommits++;
+    const entry = this.entries.get(subject);
+    if (entry) {
+      // Already coming back (ready, queued, retry) reads the journal anyway; running: once more after.
+      this.enqueue(subject, batch);
+      return;
+    }
+    const retryInMs = this.backoff(this.lostCommits);
+    this.log.error('evaluation not recorded: journal commit failed; evaluating again later', {
+      subject,
+      batch,
+      error: messageOf(error),
+      retryInMs,
+    });
+    const fresh: Entry = { phase: 'ready', batch, dirty: false, journalFailures: 0 };
+    this.entries.set(subject, fresh);
+    this.settle(subject, fresh, { retryInMs });
   }
 
   private enqueue(subject: string, batch: string): void {
@@ -315,6 +374,7 @@ export class Scheduler {
         rows.map((r) => r.id),
         error,
       );
+      await this.settled();
       for (const row of rows) this.log.error('failed', { delivery: row.id, batch, subject, error });
       return undefined;
     }
@@ -361,7 +421,10 @@ export class Scheduler {
     const durationMs = Math.round((performance.now() - started) * 10) / 10;
 
     if (!threw) {
+      // Joins the journal's group commit (no fsync of its own): a crash before that commit only
+      // means this idempotent evaluation runs again after the restart.
       this.journal.markDone(ids);
+      this.watchDone(subject, batch);
       log.info('evaluated', {
         deliveries: ids,
         durationMs,
@@ -377,12 +440,16 @@ export class Scheduler {
     const permanent = (failure as { permanent?: unknown } | null)?.permanent === true;
     if (permanent || attempt >= this.maxAttempts) {
       this.journal.markFailed(ids, error);
+      // Durable before it is reported: a dead letter in the logs and metrics is one on disk.
+      await this.settled();
       log.error('failed', { deliveries: ids, durationMs, error, permanent, attempts: attempt });
       if (failure instanceof Error && failure.stack) log.debug('failure stack', { stack: failure.stack });
       this.callHook(() => this.hooks.onEvaluated?.('failed', durationMs, item));
       return undefined;
     }
     this.journal.recordFailure(ids, error);
+    // Durable before the retry is scheduled, so the attempt counts even across a crash.
+    await this.settled();
     const retryInMs = this.backoff(attempt);
     log.warn('retry scheduled', { deliveries: ids, durationMs, error, retryInMs, maxAttempts: this.maxAttempts });
     this.callHook(() => this.hooks.onEvaluated?.('retry', durationMs, item));

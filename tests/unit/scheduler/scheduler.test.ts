@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from '@jest/globals';
+import Database from 'better-sqlite3';
 import type { Batch } from '../../../src/coalescer/api.js';
+import type { JournalApi } from '../../../src/journal/api.js';
 import { Journal } from '../../../src/journal/journal.js';
 import type { NewDelivery } from '../../../src/journal/types.js';
 import { LogCapture, type Logger, createLogger, silentLogger } from '../../../src/log/logger.js';
@@ -496,3 +498,111 @@ describe('Scheduler: resume and stop', () => {
     );
   });
 });
+
+/** Row states as another connection reads them: what is committed, not what this process sees. */
+function committedStates(journal: Journal): Map<string, string> {
+  const reader = new Database(journal.path, { readonly: true });
+  try {
+    const rows = reader.prepare('SELECT id, state FROM deliveries').all() as { id: string; state: string }[];
+    return new Map(rows.map((r) => [r.id, r.state]));
+  } finally {
+    reader.close();
+  }
+}
+
+describe('Scheduler: group-committed bookkeeping', () => {
+  it('records evaluations that finish together in one commit; onIdle resolves once they are on disk', async () => {
+    const journal = openJournal();
+    const evaluator = new RecordingEvaluator();
+    const s = scheduler({ journal, evaluator, concurrency: 8 });
+    const edits = Array.from({ length: 30 }, (_, i) => edit(i + 1, times[i]!));
+    await journalAll(journal, edits);
+    const commits = journal.commitCount;
+
+    s.schedule(batchOf(edits));
+    await s.onIdle();
+
+    expect(evaluator.items).toHaveLength(30);
+    const committed = committedStates(journal);
+    for (const d of edits) expect(committed.get(d.id)).toBe('done');
+    // Each `done` used to be its own transaction (30 commits, 30 fsyncs with JOURNAL_SYNC=full).
+    expect(journal.commitCount - commits).toBeLessThan(30);
+  });
+
+  it('stop() returns once what the finished evaluations recorded is on disk', async () => {
+    const journal = openJournal();
+    const s = scheduler({ journal, evaluator: new RecordingEvaluator() });
+    const edits = [edit(1, times[0]!), edit(2, times[0]!)];
+    await journalAll(journal, edits);
+    s.schedule(batchOf(edits));
+    await waitFor(() => edits.every((d) => journal.get(d.id)!.state === 'done'), { what: 'both evaluated' });
+    expect(await s.stop(1000)).toBe(true);
+    const committed = committedStates(journal);
+    expect(edits.map((d) => committed.get(d.id))).toEqual(['done', 'done']);
+  });
+
+  it('retries and dead-letters only once the attempt is on disk', async () => {
+    const journal = openJournal();
+    const seen: string[] = [];
+    const evaluator = new RecordingEvaluator(async () => {
+      throw new Error('Gitea answered 502 Bad Gateway');
+    });
+    const s = scheduler({
+      journal,
+      evaluator,
+      maxAttempts: 2,
+      hooks: {
+        // What another process (explain, the metrics scrape of a restarted service) would read then.
+        onEvaluated: (outcome, _ms, item) => seen.push(`${outcome}:${committedStates(journal).get(item.newest.id)}:${readAttempts(journal, item.newest.id)}`),
+      },
+    });
+    const edits = [edit(1, times[0]!)];
+    await journalAll(journal, edits);
+    s.schedule(batchOf(edits));
+    await s.onIdle();
+    expect(seen).toEqual(['retry:pending:1', 'failed:failed:2']);
+  });
+
+  it('evaluates a subject again when the commit of its done was lost', async () => {
+    const real = openJournal();
+    const { log, lines } = capture();
+    let lose = true;
+    // The real journal, except that SQLite rolls back the group of the first `done` (as it does on
+    // SQLITE_FULL or SQLITE_IOERR): the row is pending again and nothing else knows.
+    const journal = new Proxy(real, {
+      get(target, prop) {
+        if (prop === 'markDone') {
+          return (ids: readonly string[]) => {
+            target.markDone(ids);
+            if (lose) {
+              lose = false;
+              target.db.exec('ROLLBACK');
+            }
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    }) as JournalApi;
+    const evaluator = new RecordingEvaluator();
+    const s = new Scheduler({ journal, evaluator, concurrency: 2, maxAttempts: 3, log, retryBaseMs: 2, retryMaxMs: 10 });
+    schedulers.push(s);
+    const edits = [edit(1, times[0]!)];
+    await journalAll(real, edits);
+    s.schedule(batchOf(edits));
+    await s.onIdle();
+
+    expect(evaluator.items).toHaveLength(2);
+    expect(committedStates(real).get(edits[0]!.id)).toBe('done');
+    expect(lines.find({ msg: 'evaluation not recorded: journal commit failed; evaluating again later', level: 'error' })).toHaveLength(1);
+  });
+});
+
+function readAttempts(journal: Journal, id: string): number | undefined {
+  const reader = new Database(journal.path, { readonly: true });
+  try {
+    return (reader.prepare('SELECT attempts FROM deliveries WHERE id = ?').get(id) as { attempts: number } | undefined)?.attempts;
+  } finally {
+    reader.close();
+  }
+}
