@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { groupedWriterFor } from '../journal/journal.js';
 import type { Ownership } from '../triage/types.js';
 
 /**
@@ -133,7 +134,16 @@ interface EventRow {
   at: number;
 }
 
-/** The ownership records of every issue, on a better-sqlite3 database (the journal's). Synchronous. */
+/**
+ * The ownership records of every issue, on a better-sqlite3 database (the journal's). Synchronous.
+ *
+ * On the journal's database, writes join the journal's group commit (one commit and fsync for
+ * everything written in one tick, see `Journal`): this process reads them back at once; a crash
+ * before the group commits loses them together with the evaluation's `done`, so the evaluation runs
+ * again and redoes them. The exceptions must be on disk before a request to Gitea depends on them:
+ * `intend` (before a label write) and `markReplied` (after a reply was posted) commit at once.
+ * On any other database each write commits on its own.
+ */
 export class OwnershipStore {
   private readonly db: Database.Database;
   private readonly now: () => number;
@@ -240,7 +250,7 @@ export class OwnershipStore {
    * answer is recorded, the next evaluation finds them and does not take them for a person's.
    */
   intend(repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta): void {
-    this.insertPending(repo.toLowerCase(), number, changes, meta);
+    this.durable(() => this.insertPending(repo.toLowerCase(), number, changes, meta));
   }
 
   /** Writes sent before a crash, whose outcome was never recorded. */
@@ -251,12 +261,15 @@ export class OwnershipStore {
   }
 
   clearPending(repo: string, number: number): void {
-    this.stmt.clearPending.run(repo.toLowerCase(), number);
+    this.deferred(() => this.stmt.clearPending.run(repo.toLowerCase(), number));
   }
 
-  /** Records the outcome of the writes and forgets their intent, in one transaction. */
+  /**
+   * Records the outcome of the writes and forgets their intent, in one transaction. Deferred: until
+   * it commits, the intent (durable) still tells the next evaluation whose labels these are.
+   */
   recordApplied(repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta): void {
-    this.recordAndClear(repo, number, changes, meta);
+    this.deferred(() => this.recordAndClear(repo, number, changes, meta));
   }
 
   /** What `decide` needs: labels the rules own, labels a person removed. */
@@ -289,7 +302,7 @@ export class OwnershipStore {
   /** Records label changes (one transaction) and what they mean for ownership. */
   record(repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta): void {
     if (changes.length === 0) return;
-    this.applyChanges(repo.toLowerCase(), number, changes, meta);
+    this.deferred(() => this.applyChanges(repo.toLowerCase(), number, changes, meta));
   }
 
   /** The label event log of one issue, oldest first. */
@@ -321,13 +334,15 @@ export class OwnershipStore {
    */
   setKnown(repo: string, number: number, labels: readonly string[], updatedAt: string | null): boolean {
     const key = repo.toLowerCase();
-    if (updatedAt !== null) {
-      const current = this.stmt.known.get(key, number);
-      if (current?.updated_at && Date.parse(current.updated_at) > Date.parse(updatedAt)) return false;
-    }
-    const sorted = [...new Set(labels)].sort();
-    this.stmt.upsertKnown.run(key, number, JSON.stringify(sorted), updatedAt, this.now());
-    return true;
+    return this.deferred(() => {
+      if (updatedAt !== null) {
+        const current = this.stmt.known.get(key, number);
+        if (current?.updated_at && Date.parse(current.updated_at) > Date.parse(updatedAt)) return false;
+      }
+      const sorted = [...new Set(labels)].sort();
+      this.stmt.upsertKnown.run(key, number, JSON.stringify(sorted), updatedAt, this.now());
+      return true;
+    });
   }
 
   /** True once a reply to this version of the comment was posted (so a retried evaluation does not post twice). */
@@ -336,6 +351,19 @@ export class OwnershipStore {
   }
 
   markReplied(repo: string, commentId: number, commentUpdatedAt: string): void {
-    this.stmt.insertReply.run(repo.toLowerCase(), commentId, commentUpdatedAt, this.now());
+    // Durable at once: the reply is posted already, a retried evaluation must not post it again.
+    this.durable(() => this.stmt.insertReply.run(repo.toLowerCase(), commentId, commentUpdatedAt, this.now()));
+  }
+
+  /** A write that joins the journal's group commit (or commits on its own on another database). */
+  private deferred<T>(write: () => T): T {
+    const writer = groupedWriterFor(this.db);
+    return writer ? writer.deferred(write) : write();
+  }
+
+  /** A write on disk when this returns. */
+  private durable<T>(write: () => T): T {
+    const writer = groupedWriterFor(this.db);
+    return writer ? writer.durable(write) : write();
   }
 }
