@@ -157,6 +157,12 @@ export class LabelApplier {
       if (!current.has(name) || !botOwned.has(name) || additions.some((a) => a.name === name)) continue;
       changes.push({ label: name, action: 'added', kind: 'command', user: commandUser.get(name) ?? null, rule: 'command', evidence: 'already there' });
     }
+    // A command removing a label that is not there: nothing to send, but the person wants it off,
+    // so it is recorded as their removal (a rule does not add it later).
+    for (const name of plan.keptOffByCommand ?? []) {
+      if (current.has(name)) continue;
+      changes.push({ label: name, action: 'removed', kind: 'command', user: commandUser.get(name) ?? null, rule: 'command', evidence: 'not on the issue, kept off' });
+    }
 
     const removed: string[] = [];
     // Labels Gitea dropped itself when an exclusive label of their scope was added.

@@ -178,8 +178,9 @@ interface Candidate {
  * - Commands (already permission-checked) apply in order after the rules and beat them: a label a
  *   command removes is not re-added, a label a command adds is not removed, in this plan. A command
  *   label already on the subject is listed in `addedByCommand` too (it is the person's now), and a
- *   command removing a label that is not there gets a `skip` reason (`…: not on the issue, kept
- *   off`): the ownership store should count both as the person's, or a later plan undoes them.
+ *   command removing a label that is not there is listed in `keptOffByCommand` with a `skip` reason
+ *   (`…: not on the issue, kept off`): the ownership store must count both as the person's, or a
+ *   later plan undoes them.
  * - Exclusive scopes: at most one label per scope is added. A rule never takes a scope from a label
  *   the bot does not own; a command may (the person asked). A displaced sibling goes into `remove`.
  * - Applying the plan and deciding again gives an empty plan.
@@ -195,6 +196,7 @@ export function decide(subject: SubjectState, ctx: DecideContext, ownership: Own
   const add = new Set<string>();
   const remove = new Set<string>();
   const addedByCommand = new Set<string>();
+  const keptOffByCommand = new Set<string>();
   const reasons: Reason[] = [];
   const claimed = new Map<string, string>(); // exclusive scope → the label it keeps or gets
   const scopeOf = (label: string) => exclusiveScope(label, exclusiveLabels);
@@ -244,7 +246,8 @@ export function decide(subject: SubjectState, ctx: DecideContext, ownership: Own
     if (action !== 'remove') continue;
     if (!current.has(label)) {
       // Nothing to write, but the person wants it off: no rule adds it in this plan, and the
-      // ownership store should count it as removed by a person (so no later plan adds it either).
+      // applier records it as removed by the person (so no later plan adds it either).
+      keptOffByCommand.add(label);
       reason(label, 'skip', 'command', `${byCommand(user)}: not on the issue, kept off`);
     } else if (!remove.has(label)) {
       remove.add(label);
@@ -342,6 +345,7 @@ export function decide(subject: SubjectState, ctx: DecideContext, ownership: Own
     add: [...add].sort(byCodeUnit),
     remove: [...remove].sort(byCodeUnit),
     addedByCommand: [...addedByCommand].sort(byCodeUnit),
+    keptOffByCommand: [...keptOffByCommand].sort(byCodeUnit),
     reasons,
   };
 }

@@ -98,6 +98,12 @@ export interface Plan {
   remove: string[];
   /** Labels added by command: owned by the person, not by the rules. */
   addedByCommand: string[];
+  /**
+   * Labels a command removes that are not on the subject: nothing to write, but the person wants
+   * them off, so the applier records them as removed by that person (no later rule adds them).
+   * Optional for plans made elsewhere; `decide` always sets it.
+   */
+  keptOffByCommand?: string[];
   reasons: Reason[];
 }
 

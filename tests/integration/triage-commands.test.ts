@@ -60,6 +60,44 @@ describe('/label commands', () => {
     expect(labels(n)).toEqual(['kind/bug']);
   });
 
+  it('a command asking for a label the rules had added makes it the person\'s: it stays when the rule stops holding', async () => {
+    const n = h.sim.openIssue(ORG, REPO, { user: 'alice', title: 'Crash on export', body: BODY });
+    await h.settle();
+    expect(labels(n)).toEqual(['kind/bug']);
+    expect(h.store.ownership(`${ORG}/${REPO}`, n).botOwned.has('kind/bug')).toBe(true);
+    h.sim.resetStats();
+    h.sim.comment(ORG, REPO, n, 'carol', 'Confirmed.\n\n/label kind/bug');
+    await h.settle();
+    // Already there: nothing to write, but it is carol's now.
+    expect(h.sim.stats().labelWrites).toBe(0);
+    expect(h.store.ownership(`${ORG}/${REPO}`, n).botOwned.has('kind/bug')).toBe(false);
+    expect(h.store.owned(`${ORG}/${REPO}`, n)).toEqual([expect.objectContaining({ label: 'kind/bug', kind: 'command', user: 'carol' })]);
+    // Without the command the rule would remove it now (see 'removes its own label' in the rules tests).
+    h.sim.editIssue(ORG, REPO, n, { title: 'Export is slow' }, 'alice');
+    await h.settle();
+    expect(labels(n)).toEqual(['kind/bug']);
+  });
+
+  it('a command removing a label that is not there keeps it off: a rule does not add it later', async () => {
+    const n = h.sim.openIssue(ORG, REPO, { user: 'alice', title: 'Export is slow', body: BODY });
+    await h.settle();
+    expect(labels(n)).toEqual([]);
+    h.sim.comment(ORG, REPO, n, 'carol', 'Not a bug, whatever the title will say.\n\n/label -kind/bug');
+    await h.settle();
+    expect(labels(n)).toEqual([]);
+    expect(h.store.ownership(`${ORG}/${REPO}`, n).humanRemoved.has('kind/bug')).toBe(true);
+    const events = h.store.events(`${ORG}/${REPO}`, n).filter((e) => e.label === 'kind/bug');
+    expect(events).toEqual([expect.objectContaining({ action: 'removed', kind: 'command', user: 'carol', evidence: 'not on the issue, kept off' })]);
+    // The title now matches kind/bug's rule: carol's wish wins.
+    h.sim.editIssue(ORG, REPO, n, { title: 'Export crashes' }, 'alice');
+    await h.settle();
+    expect(labels(n)).toEqual([]);
+    // And a later command can still add it.
+    h.sim.comment(ORG, REPO, n, 'carol', '/label kind/bug');
+    await h.settle();
+    expect(labels(n)).toEqual(['kind/bug']);
+  });
+
   it('refuses commands from read and no-access users, says so in a reply, and changes nothing', async () => {
     const n = h.sim.openIssue(ORG, REPO, { user: 'alice', title: 'Crash on load', body: BODY });
     await h.settle();

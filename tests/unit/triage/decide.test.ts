@@ -63,7 +63,7 @@ function apply(subject: SubjectState, own: Ownership, plan: Plan): { subject: Su
     if (reasonFor(plan, l, 'remove')?.rule === 'command') human.add(l);
   }
   // A command asked to remove a label that was not there: recorded as a person's removal too.
-  for (const r of plan.reasons) if (r.action === 'skip' && r.rule === 'command' && r.evidence.endsWith('not on the issue, kept off')) human.add(r.label);
+  for (const l of plan.keptOffByCommand ?? []) human.add(l);
   for (const l of plan.add) {
     human.delete(l);
     if (!byCommand.has(l)) bot.add(l);
@@ -322,7 +322,7 @@ describe('ownership', () => {
 
   it('never removes a label a person added, even when its rule does not hold', () => {
     const plan = decide(issue({ title: 'question', labels: ['kind/bug', 'wontfix'] }), ctx(RULES), NOBODY, []);
-    expect(plan).toEqual({ add: [], remove: [], addedByCommand: [], reasons: [] });
+    expect(plan).toEqual({ add: [], remove: [], addedByCommand: [], keptOffByCommand: [], reasons: [] });
   });
 
   it('removes its own label when the rule stops holding', () => {
@@ -366,6 +366,15 @@ describe('commands', () => {
     const plan = decide(issue({ labels: ['a', 'b', 'c'] }), ctx(RULES), owned(['a']), [cmd('bob', [], ['a', 'b', 'not-there'])]);
     expect(plan.remove).toEqual(['a', 'b']);
     expect(reasonFor(plan, 'b')).toEqual({ label: 'b', action: 'remove', rule: 'command', evidence: '/label by bob' });
+    expect(plan.keptOffByCommand).toEqual(['not-there']);
+  });
+
+  it('keeps off a label a command removes while it is not there: no rule adds it, the applier records it', () => {
+    const plan = decide(issue({ title: 'crash' }), ctx(RULES), NOBODY, [cmd('bob', [], ['kind/bug'])]);
+    expect(plan.add).toEqual([]);
+    expect(plan.remove).toEqual([]);
+    expect(plan.keptOffByCommand).toEqual(['kind/bug']);
+    expect(reasonFor(plan, 'kind/bug')).toEqual({ label: 'kind/bug', action: 'skip', rule: 'command', evidence: '/label by bob: not on the issue, kept off' });
   });
 
   it('does not let a rule re-add a label a command removes', () => {
