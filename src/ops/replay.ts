@@ -1,4 +1,4 @@
-import { createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { OwnershipStore } from '../applier/ownership.js';
 import type { Config } from '../config/config.js';
@@ -7,7 +7,7 @@ import type { GiteaApi } from '../gitea/api.js';
 import type { JournalApi } from '../journal/api.js';
 import type { NewDelivery, StoredDelivery } from '../journal/types.js';
 import type { Logger } from '../log/logger.js';
-import { signPayload } from '../receiver/sign.js';
+import { giteaDeliveryHeaders } from '../receiver/sign.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import type { EvaluationResult, Evaluator, WorkItem } from '../scheduler/types.js';
 import { parseTriageConfig } from '../triage/config.js';
@@ -27,28 +27,8 @@ import { MemoryJournal } from './memory-journal.js';
 export function replayHeaders(row: Pick<StoredDelivery, 'event' | 'eventType' | 'headers' | 'body'>, options: { id: string; secret: string }): Record<string, string> {
   const { id, secret } = options;
   const { event, eventType: type, body } = row;
-  const sha256 = signPayload(secret, body);
-  const sha1 = createHmac('sha1', secret).update(body, 'utf8').digest('hex');
-  const target = row.headers['x-gitea-hook-installation-target-type'] ?? 'repository';
-  return {
-    'Content-Type': 'application/json',
-    'X-Gitea-Delivery': id,
-    'X-Gitea-Event': event,
-    'X-Gitea-Event-Type': type,
-    'X-Gitea-Signature': sha256,
-    'X-Gitea-Hook-Installation-Target-Type': target,
-    'X-Gogs-Delivery': id,
-    'X-Gogs-Event': event,
-    'X-Gogs-Event-Type': type,
-    'X-Gogs-Signature': sha256,
-    'X-Hub-Signature': `sha1=${sha1}`,
-    'X-Hub-Signature-256': `sha256=${sha256}`,
-    'X-GitHub-Delivery': id,
-    'X-GitHub-Event': event,
-    'X-GitHub-Event-Type': type,
-    'X-GitHub-Hook-Installation-Target-Type': target,
-    'User-Agent': 'gitea-triage-replay',
-  };
+  const targetType = row.headers['x-gitea-hook-installation-target-type'] ?? 'repository';
+  return giteaDeliveryHeaders({ id, event, type, json: body, secret, targetType, userAgent: 'gitea-triage-replay' });
 }
 
 /** A receiver URL: `http://host:8080` means its `/webhook`. */

@@ -13,3 +13,51 @@ export function signatureHeaders(secret: string, json: string | Buffer): Record<
   const hex = signPayload(secret, json);
   return { 'X-Gitea-Signature': hex, 'X-Hub-Signature-256': `sha256=${hex}` };
 }
+
+export interface GiteaHeaderInput {
+  id: string;
+  /** `X-Gitea-Event`, the event family (`issues`). */
+  event: string;
+  /** `X-Gitea-Event-Type`, the exact type (`issue_label`). */
+  type: string;
+  /** The JSON signed: for a `form` hook the signature still covers the JSON, not the form body. */
+  json: string;
+  /** Empty: Gitea sends an empty `X-Gitea-Signature` and bare `sha1=`/`sha256=` prefixes. */
+  secret: string;
+  /** `X-Gitea-Hook-Installation-Target-Type`: `repository` or `organization`. */
+  targetType?: string;
+  form?: boolean;
+  userAgent?: string;
+}
+
+/**
+ * The headers Gitea sends with a delivery (services/webhook/deliver.go, addDefaultHeaders): the
+ * `X-Gitea-*` set and its `X-Gogs-*` and `X-GitHub-*` copies (that exact casing), HMAC-SHA256 (hex,
+ * bare in `X-Gitea-Signature`/`X-Gogs-Signature`, `sha256=` in `X-Hub-Signature-256`) and HMAC-SHA1
+ * (`X-Hub-Signature: sha1=…`) over the JSON. For the simulated Gitea and the replay tool.
+ */
+export function giteaDeliveryHeaders(input: GiteaHeaderInput): Record<string, string> {
+  const { id, event, type, json, secret } = input;
+  const sha256 = secret ? signPayload(secret, json) : '';
+  const sha1 = secret ? createHmac('sha1', secret).update(json).digest('hex') : '';
+  const target = input.targetType ?? 'repository';
+  return {
+    'Content-Type': input.form ? 'application/x-www-form-urlencoded' : 'application/json',
+    'X-Gitea-Delivery': id,
+    'X-Gitea-Event': event,
+    'X-Gitea-Event-Type': type,
+    'X-Gitea-Signature': sha256,
+    'X-Gitea-Hook-Installation-Target-Type': target,
+    'X-Gogs-Delivery': id,
+    'X-Gogs-Event': event,
+    'X-Gogs-Event-Type': type,
+    'X-Gogs-Signature': sha256,
+    'X-Hub-Signature': `sha1=${sha1}`,
+    'X-Hub-Signature-256': `sha256=${sha256}`,
+    'X-GitHub-Delivery': id,
+    'X-GitHub-Event': event,
+    'X-GitHub-Event-Type': type,
+    'X-GitHub-Hook-Installation-Target-Type': target,
+    'User-Agent': input.userAgent ?? 'Go-http-client/1.1',
+  };
+}

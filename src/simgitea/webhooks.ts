@@ -1,6 +1,7 @@
-import { createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
+import { giteaDeliveryHeaders } from '../receiver/sign.js';
 
 /**
  * Webhook deliveries as Gitea 1.25 sends them (services/webhook/deliver.go): the payload is Go's
@@ -39,31 +40,11 @@ export function makeDelivery(event: string, type: string, payload: unknown, opti
   const json = goJson(payload);
   const id = options.id ?? randomUUID();
   const secret = options.secret ?? '';
-  // No secret: Gitea sends an empty X-Gitea-Signature and bare `sha1=`/`sha256=` prefixes.
-  const sha256 = secret ? createHmac('sha256', secret).update(json, 'utf8').digest('hex') : '';
-  const sha1 = secret ? createHmac('sha1', secret).update(json, 'utf8').digest('hex') : '';
   const form = options.contentType === 'form';
   const body = form ? `payload=${goQueryEscape(json)}` : json;
-  const target = options.targetType ?? 'repository';
   return {
     headers: {
-      'Content-Type': form ? 'application/x-www-form-urlencoded' : 'application/json',
-      'X-Gitea-Delivery': id,
-      'X-Gitea-Event': event,
-      'X-Gitea-Event-Type': type,
-      'X-Gitea-Signature': sha256,
-      'X-Gitea-Hook-Installation-Target-Type': target,
-      'X-Gogs-Delivery': id,
-      'X-Gogs-Event': event,
-      'X-Gogs-Event-Type': type,
-      'X-Gogs-Signature': sha256,
-      'X-Hub-Signature': `sha1=${sha1}`,
-      'X-Hub-Signature-256': `sha256=${sha256}`,
-      'X-GitHub-Delivery': id,
-      'X-GitHub-Event': event,
-      'X-GitHub-Event-Type': type,
-      'X-GitHub-Hook-Installation-Target-Type': target,
-      'User-Agent': 'Go-http-client/1.1',
+      ...giteaDeliveryHeaders({ id, event, type, json, secret, form, ...(options.targetType ? { targetType: options.targetType } : {}) }),
       'Content-Length': String(Buffer.byteLength(body, 'utf8')),
       'Accept-Encoding': 'gzip',
     },
