@@ -7,7 +7,7 @@ import { Coalescer } from './coalescer/coalescer.js';
 import type { Batch } from './coalescer/api.js';
 import type { Config } from './config/config.js';
 import type { GiteaApi } from './gitea/api.js';
-import { GiteaClient } from './gitea/client.js';
+import { giteaClientFromConfig } from './gitea/client.js';
 import { Journal } from './journal/journal.js';
 import type { NewDelivery } from './journal/types.js';
 import type { Logger } from './log/logger.js';
@@ -101,16 +101,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
 
   const ownClient = options.gitea === undefined;
   const gitea: GiteaWithHealth =
-    options.gitea ??
-    new GiteaClient({
-      baseUrl: config.giteaUrl,
-      token: config.giteaToken,
-      maxSockets: config.giteaMaxSockets,
-      keepAlive: config.giteaKeepAlive,
-      timeoutMs: config.giteaTimeoutMs,
-      retries: config.giteaRetries,
-      log,
-    });
+    options.gitea ?? giteaClientFromConfig(config, log);
   let bot: string | undefined; // the bot's login, once `GET /user` answered (below)
   const evaluator: Evaluator =
     typeof options.evaluator === 'function'

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runBackfill } from '../../src/backfill/backfill.js';
 import { loadConfig } from '../../src/config/config.js';
-import { GiteaClient } from '../../src/gitea/client.js';
+import { giteaClientFromConfig } from '../../src/gitea/client.js';
 import { Journal } from '../../src/journal/journal.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { SimGitea } from '../../src/simgitea/sim.js';
@@ -59,15 +59,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepFigures> {
       ...options.env,
     });
     const journal = Journal.open({ dataDir, sync: config.journalSync, log });
-    const gitea = new GiteaClient({
-      baseUrl: config.giteaUrl,
-      token: config.giteaToken,
-      maxSockets: config.giteaMaxSockets,
-      keepAlive: config.giteaKeepAlive,
-      timeoutMs: config.giteaTimeoutMs,
-      retries: config.giteaRetries,
-      log,
-    });
+    const gitea = giteaClientFromConfig(config, log);
     const evaluator = createTriageEvaluator({ journal, gitea, log, config, botLogin: () => sim.botLogin });
     sim.resetStats();
     const summary = await runBackfill({ gitea, evaluator, repos: world.repos, concurrency: config.concurrency, log });

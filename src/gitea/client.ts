@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
+import type { Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import type { GiteaApi, HookOptions, HookTarget } from './api.js';
 import { CircuitBreaker, type CircuitOptions, type CircuitState } from './circuit.js';
@@ -38,6 +39,26 @@ export interface GiteaClientOptions {
   userAgent?: string;
   /** The client-wide circuit breaker (see circuit.ts), plus how long one call may wait for it (default 30000 ms). */
   circuit?: CircuitOptions & { maxWaitMs?: number };
+}
+
+/** The configuration a client is built from (the service's `Config` has these, and so do the tools'). */
+export type GiteaClientConfig = Pick<
+  Config,
+  'giteaUrl' | 'giteaToken' | 'giteaMaxSockets' | 'giteaKeepAlive' | 'giteaTimeoutMs' | 'giteaRetries'
+>;
+
+/** A client with the configured limits; `overrides` for what a caller sets itself (tests' short backoffs). */
+export function giteaClientFromConfig(config: GiteaClientConfig, log: Logger, overrides: Partial<GiteaClientOptions> = {}): GiteaClient {
+  return new GiteaClient({
+    baseUrl: config.giteaUrl,
+    token: config.giteaToken,
+    maxSockets: config.giteaMaxSockets,
+    keepAlive: config.giteaKeepAlive,
+    timeoutMs: config.giteaTimeoutMs,
+    retries: config.giteaRetries,
+    log,
+    ...overrides,
+  });
 }
 
 /** Gitea's `[api] MAX_RESPONSE_ITEMS` default: the largest page it serves. */

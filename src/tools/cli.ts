@@ -1,7 +1,7 @@
 import { Readable, Writable } from 'node:stream';
 import { CommanderError, type Command } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config/config.js';
-import { GiteaClient } from '../gitea/client.js';
+import { type GiteaClient, giteaClientFromConfig } from '../gitea/client.js';
 import { createLogger, silentLogger, type Logger } from '../log/logger.js';
 
 /**
@@ -171,14 +171,5 @@ export function toolLogger(io: ToolIO, verbose: boolean, redact: readonly string
 
 /** The service's Gitea client with the configured limits: tools have no HTTP code of their own. */
 export function toolGiteaClient(config: ToolConfig<(typeof GITEA_VARIABLES)[number]>, log: Logger): GiteaClient {
-  return new GiteaClient({
-    baseUrl: config.giteaUrl,
-    token: config.giteaToken,
-    maxSockets: config.giteaMaxSockets,
-    keepAlive: true,
-    timeoutMs: config.giteaTimeoutMs,
-    retries: config.giteaRetries,
-    log,
-    userAgent: 'gitea-triage-tools',
-  });
+  return giteaClientFromConfig({ ...config, giteaKeepAlive: true }, log, { userAgent: 'gitea-triage-tools' });
 }

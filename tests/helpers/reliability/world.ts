@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createService, type Service } from '../../../src/app.js';
 import { loadConfig, type Config } from '../../../src/config/config.js';
-import { GiteaClient, type GiteaClientOptions } from '../../../src/gitea/client.js';
+import { GiteaClient, giteaClientFromConfig, type GiteaClientOptions } from '../../../src/gitea/client.js';
 import { createLogger, LogCapture, type Logger } from '../../../src/log/logger.js';
 import { SimGitea, type SimGiteaOptions } from '../../../src/simgitea/sim.js';
 import { createTriageEvaluator } from '../../../src/triage/evaluator.js';
@@ -284,16 +284,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
   const own =
     options.client === 'default'
       ? undefined
-      : new GiteaClient({
-          baseUrl: config.giteaUrl,
-          token: config.giteaToken,
-          maxSockets: config.giteaMaxSockets,
-          keepAlive: config.giteaKeepAlive,
-          timeoutMs: config.giteaTimeoutMs,
-          retries: config.giteaRetries,
-          log,
-          ...options.client,
-        });
+      : giteaClientFromConfig(config, log, options.client);
   const service = await createService({
     config,
     log,
