@@ -4,6 +4,7 @@ import type { JournalApi } from '../journal/api.js';
 import type { DeliveryState } from '../journal/types.js';
 import { parseSubject } from '../subject.js';
 import { ToolError } from '../tools/cli.js';
+import { RECONCILE_ID_PREFIX } from '../reconcile/reconcile.js';
 
 /** One delivery of the issue, as the journal recorded it. */
 export interface StoryDelivery {
@@ -99,7 +100,7 @@ export function renderStory(story: IssueStory): string {
     if (d.state === 'ignored') state = `ignored (${d.reason ?? 'not triaged'})`;
     if (d.state === 'failed') state = `failed after ${plural(d.attempts, 'attempt')}: ${d.error ?? 'unknown error'}`;
     if (d.state === 'pending') state = d.error ? `pending, retrying (last error: ${d.error})` : 'pending';
-    out.push(`  ${time(d.receivedAt)}  ${what(d).padEnd(w1)}  by ${(d.sender ?? '-').padEnd(w2)}  ${state}  [${d.id}]`);
+    out.push(`  ${time(d.receivedAt)}  ${what(d).padEnd(w1)}  by ${(d.sender ?? (d.id.startsWith(RECONCILE_ID_PREFIX) ? 'reconcile' : '-')).padEnd(w2)}  ${state}  [${d.id}]`);
   }
 
   out.push('', 'Label changes');
