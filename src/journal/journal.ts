@@ -3,6 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from '../log/logger.js';
 import type { JournalApi, JournalFilter } from './api.js';
+import { BackgroundCheckpointer } from './checkpointer.js';
 import type { DeliveryState, NewDelivery, StoredDelivery } from './types.js';
 
 export interface JournalOptions {
@@ -11,7 +12,18 @@ export interface JournalOptions {
   /** SQLite `synchronous`: `full` fsyncs the WAL on every commit (survives power loss), `normal` only at checkpoints. */
   sync: 'full' | 'normal';
   log: Logger;
+  /**
+   * Checkpoint the WAL from a worker thread once `afterBytes` of deliveries were appended (default
+   * 1 MiB, every 100 ms); `false`: SQLite's automatic checkpoint on the journal's own connection.
+   */
+  checkpointer?: { afterBytes: number; intervalMs: number } | false;
 }
+
+const DEFAULT_CHECKPOINTER = { afterBytes: 1 << 20, intervalMs: 100 };
+/** SQLite's default `wal_autocheckpoint` (pages), in force while no background checkpointer runs. */
+const AUTOCHECKPOINT_PAGES = 1000;
+/** With the background checkpointer: only a safety net, should it fall behind (64 MiB of 4 KiB pages). */
+const SAFETY_AUTOCHECKPOINT_PAGES = 16384;
 
 /** Raw row of the `deliveries` table. */
 interface Row {
@@ -134,8 +146,17 @@ export class Journal implements JournalApi {
   private isHealthy = true;
   private closed = false;
   private commits = 0;
+  private readonly sync: 'full' | 'normal';
+  private checkpointerOptions: { afterBytes: number; intervalMs: number } | false;
+  private checkpointer: BackgroundCheckpointer | undefined;
+  /** Bytes of deliveries committed until the background checkpointer starts (then no longer counted). */
+  private appendedBytes = 0;
 
   private readonly insertStmt: Database.Statement;
+  private readonly beginStmt: Database.Statement;
+  private readonly commitStmt: Database.Statement;
+  /** Runs a function in a savepoint of the open group (built once: `db.transaction` is not free). */
+  private readonly inSavepoint: (fn: () => unknown) => unknown;
   private readonly commitGroup: (group: Waiting[], now: number) => ('accepted' | 'duplicate')[];
   private readonly pendingForStmt: Database.Statement<[string], Row>;
   private readonly pendingSubjectsStmt: Database.Statement<[number, number], { subject: string; firstSeq: number }>;
@@ -147,10 +168,12 @@ export class Journal implements JournalApi {
   private readonly requeueStmt: Database.Statement;
   private readonly pruneStmt: Database.Statement;
 
-  private constructor(db: Database.Database, file: string, log: Logger) {
+  private constructor(db: Database.Database, file: string, options: JournalOptions) {
     this.db = db;
     this.path = file;
-    this.log = log;
+    this.log = options.log;
+    this.sync = options.sync;
+    this.checkpointerOptions = options.checkpointer ?? DEFAULT_CHECKPOINTER;
     this.insertStmt = db.prepare(
       `INSERT OR IGNORE INTO deliveries
          (id, event, event_type, action, subject, repo, number, updated_at, sender, headers, body, state, reason, attempts, received_at)
@@ -180,6 +203,11 @@ export class Journal implements JournalApi {
       }
       return outcomes;
     });
+    // IMMEDIATE: take the write lock at once (busy_timeout waits for another connection's writer)
+    // rather than fail later when a read transaction cannot be upgraded.
+    this.beginStmt = db.prepare('BEGIN IMMEDIATE');
+    this.commitStmt = db.prepare('COMMIT');
+    this.inSavepoint = db.transaction((fn: () => unknown) => fn());
     this.pendingForStmt = db.prepare(`SELECT * FROM deliveries WHERE state = 'pending' AND subject = ? ORDER BY seq`);
     // Walks pending rows in journal order and keeps each subject's first one; the NOT EXISTS
     // probe uses (state, subject) so a page costs about `limit` index lookups.
@@ -237,7 +265,7 @@ export class Journal implements JournalApi {
       db?.close();
       throw new Error(`journal: cannot open ${file} for writing: ${messageOf(error)}`);
     }
-    const journal = new Journal(db, file, options.log);
+    const journal = new Journal(db, file, options);
     writers.set(db, {
       deferred: (write) => journal.write('ownership', write, false, false),
       durable: (write) => journal.write('ownership', write, true, false),
@@ -281,9 +309,7 @@ export class Journal implements JournalApi {
       this.txOpen = false;
       this.lostError ??= new Error(`journal ${this.path}: the group transaction was rolled back`);
     }
-    // IMMEDIATE: take the write lock now (busy_timeout waits for another connection's writer)
-    // rather than fail later when a read transaction cannot be upgraded.
-    this.db.exec('BEGIN IMMEDIATE');
+    this.beginStmt.run();
     this.txOpen = true;
     this.scheduleFlush();
   }
@@ -319,7 +345,7 @@ export class Journal implements JournalApi {
       this.txOpen = false;
       try {
         if (!this.db.inTransaction) throw new Error(`journal ${this.path}: the group transaction was rolled back`);
-        this.db.exec('COMMIT');
+        this.commitStmt.run();
         this.commits++;
         committed = true;
       } catch (error) {
@@ -354,7 +380,37 @@ export class Journal implements JournalApi {
       if (groupError === undefined) w.resolve();
       else w.reject(groupError);
     }
+    if (committed && outcomes !== undefined && this.checkpointerOptions && !this.checkpointer) {
+      for (const w of appends) this.appendedBytes += w.delivery.body.length;
+      if (this.appendedBytes >= this.checkpointerOptions.afterBytes) this.startCheckpointer(this.checkpointerOptions.intervalMs);
+    }
     return commitError;
+  }
+
+  /**
+   * Hands checkpoints to a worker thread (see BackgroundCheckpointer), started only once the journal
+   * sees real traffic: a tool or a test that writes a few rows needs no thread.
+   */
+  private startCheckpointer(intervalMs: number): void {
+    if (this.closed) return;
+    try {
+      this.checkpointer = BackgroundCheckpointer.start({
+        file: this.path,
+        sync: this.sync,
+        intervalMs,
+        log: this.log,
+        onStopped: () => {
+          this.checkpointer = undefined;
+          this.checkpointerOptions = false; // not again: checkpoint here, as SQLite does by default
+          if (!this.closed) this.db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
+        },
+      });
+    } catch (error) {
+      this.log.warn('journal checkpointer not started: checkpointing on the main thread', { path: this.path, error: messageOf(error) });
+      this.checkpointerOptions = false;
+      return;
+    }
+    this.db.pragma(`wal_autocheckpoint = ${SAFETY_AUTOCHECKPOINT_PAGES}`);
   }
 
   pendingFor(subject: string): StoredDelivery[] {
@@ -452,6 +508,10 @@ export class Journal implements JournalApi {
     this.flush();
     this.closed = true;
     writers.delete(this.db);
+    // Its connection closes first: the journal's, the last one, then checkpoints and removes the WAL.
+    const checkpointer = this.checkpointer;
+    this.checkpointer = undefined;
+    await checkpointer?.close();
     this.db.close();
   }
 
@@ -466,7 +526,7 @@ export class Journal implements JournalApi {
     let result: T;
     try {
       this.openGroup();
-      result = this.db.transaction(fn)();
+      result = this.inSavepoint(fn) as T;
     } catch (error) {
       if (trackHealth) this.unhealthy(what, error, 0);
       if (this.txOpen && !this.db.inTransaction) {

@@ -7,6 +7,7 @@ import { Journal } from '../../../src/journal/journal.js';
 import type { NewDelivery } from '../../../src/journal/types.js';
 import { LogCapture, createLogger, silentLogger } from '../../../src/log/logger.js';
 import { spawnTs } from '../../helpers/process.js';
+import { waitFor } from '../../helpers/wait.js';
 
 const dirs: string[] = [];
 const open: Journal[] = [];
@@ -443,4 +444,44 @@ describe('group commit of state changes', () => {
     expect(journal.get('d')).toBeUndefined();
     expect(journal.pendingFor('acme/widgets#2').map((r) => r.id)).toEqual(['b']);
   }, 30_000);
+});
+
+describe('background checkpoints', () => {
+  /** Row ids in the database file alone, without its WAL: what checkpoints have copied there. */
+  function idsInDatabaseFile(journal: Journal): string[] {
+    const copy = path.join(tempDir(), 'copy.db');
+    fs.copyFileSync(journal.path, copy);
+    const reader = new Database(copy, { readonly: true });
+    try {
+      return (reader.prepare('SELECT id FROM deliveries').all() as { id: string }[]).map((r) => r.id);
+    } finally {
+      reader.close();
+    }
+  }
+
+  it('checkpoints from a worker thread once enough was appended, and stops it on close', async () => {
+    const dataDir = tempDir();
+    const journal = Journal.open({ dataDir, sync: 'full', log: silentLogger(), checkpointer: { afterBytes: 1, intervalMs: 10 } });
+    open.push(journal);
+    expect(journal.db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000); // SQLite's own until then
+    const d = delivery();
+    await journal.append(d);
+    // The journal's connection only checkpoints as a safety net now (64 MiB of WAL).
+    expect(journal.db.pragma('wal_autocheckpoint', { simple: true })).toBe(16384);
+    await waitFor(() => idsInDatabaseFile(journal).includes(d.id), { what: 'the row checkpointed into journal.db' });
+
+    await journal.close();
+    // The worker's connection closed first: the journal's, the last, removed the WAL.
+    expect(fs.existsSync(`${journal.path}-wal`)).toBe(false);
+  });
+
+  it('leaves checkpoints to SQLite when turned off, or before enough was appended', async () => {
+    const off = Journal.open({ dataDir: tempDir(), sync: 'full', log: silentLogger(), checkpointer: false });
+    open.push(off);
+    await off.append(delivery());
+    expect(off.db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+    const quiet = openJournal(); // default: after 1 MiB
+    await quiet.append(delivery());
+    expect(quiet.db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+  });
 });
