@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import Database from 'better-sqlite3';
 import type { Batch } from '../../../src/coalescer/api.js';
@@ -527,6 +528,28 @@ describe('Scheduler: group-committed bookkeeping', () => {
     for (const d of edits) expect(committed.get(d.id)).toBe('done');
     // Each `done` used to be its own transaction (30 commits, 30 fsyncs with JOURNAL_SYNC=full).
     expect(journal.commitCount - commits).toBeLessThan(30);
+  });
+
+  it('lets I/O run while a batch of quick evaluations goes through', async () => {
+    const journal = openJournal();
+    // Each evaluation holds the thread 2 ms (a cached context, a big payload): 20 of them chained
+    // through microtasks would keep every webhook waiting for 40 ms.
+    const evaluator = new RecordingEvaluator(() => {
+      const until = performance.now() + 2;
+      while (performance.now() < until) {
+        // busy
+      }
+      return ok;
+    });
+    const s = scheduler({ journal, evaluator, concurrency: 4 });
+    const edits = Array.from({ length: 20 }, (_, i) => edit(i + 1, times[i]!));
+    await journalAll(journal, edits);
+    let evaluatedWhenIoRan: number | undefined;
+    s.schedule(batchOf(edits));
+    setImmediate(() => (evaluatedWhenIoRan = evaluator.items.length));
+    await s.onIdle();
+    expect(evaluator.items).toHaveLength(20);
+    expect(evaluatedWhenIoRan).toBeLessThan(20);
   });
 
   it('stop() returns once what the finished evaluations recorded is on disk', async () => {
