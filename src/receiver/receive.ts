@@ -85,7 +85,8 @@ export async function receiveDelivery(request: ReceivedRequest, deps: ReceiverDe
   const c = classified.value;
   const fields = { delivery: id, event, action: c.action ?? undefined, repo: c.repo, number: c.number ?? undefined };
   const log = deps.log.child(fields);
-  log.debug('received', { eventType, sender: c.sender ?? undefined, bytes: body.length });
+  // winston formats (and stringifies) a line before its transport drops it by level: skip the work.
+  if (log.isDebugEnabled()) log.debug('received', { eventType, sender: c.sender ?? undefined, bytes: body.length });
 
   const bot = deps.botLogin();
   const fromBot = bot !== undefined && c.sender !== null && c.sender.toLowerCase() === bot.toLowerCase();
