@@ -8,9 +8,15 @@
  *   (b) express — a minimal Express app: raw body, signature verified, JSON parsed, 202; no journal;
  *   (c) service — the real service (createService): journal on disk (JOURNAL_SYNC default `full`),
  *                 coalescer and scheduler running, a no-op evaluator, info logs written to a file.
- * Then a fixed-rate run against a fresh (c) reports the latency at a steady 1,000 req/s.
+ * Then a fixed-rate run against a fresh (c) reports the latency at a steady 1,000 req/s: open-loop,
+ * one request every millisecond, latency counted from when each was due (see {@link steadyLoad};
+ * autocannon's own `overallRate` sends each second's share in one burst, which measures a burst).
  *
- *   npm run bench:ingest -- [--duration 10] [--connections 64] [--rate 1000] [--json]
+ *   npm run bench:ingest -- [--duration 10] [--connections 64] [--rate 1000] [--journal-sync full|normal]
+ *                           [--cpu-prof <dir>] [--json]
+ *
+ * `--cpu-prof <dir>` writes a V8 CPU profile of the service's measured run (not the fixed-rate one)
+ * into `dir` (open it in Chrome DevTools or speedscope).
  *
  * Figures depend on the machine (and on what else runs on it): compare the ratios within one run.
  */
@@ -22,6 +28,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { verify } from '@octokit/webhooks-methods';
 import autocannon from 'autocannon';
 import Table from 'cli-table3';
@@ -51,6 +58,8 @@ export interface IngestBenchOptions {
   journalSync?: 'full' | 'normal';
   /** Print a table on stdout (default false). */
   print?: boolean;
+  /** Directory for a CPU profile of the service's measured run (default: none). */
+  cpuProfDir?: string;
 }
 
 export interface IngestRun {
@@ -63,6 +72,11 @@ export interface IngestRun {
   non2xx: number;
   errors: number;
   timeouts: number;
+  /**
+   * Service only: journal commits (each one fsync with JOURNAL_SYNC=full) per request over the
+   * target's life (warm-up included), appends and evaluation bookkeeping together.
+   */
+  commitsPerRequest?: number;
 }
 
 export interface IngestBenchFigures {
@@ -82,7 +96,7 @@ export interface IngestBenchFigures {
 }
 
 /** Signed deliveries to cycle through: four event kinds over 250 issues, so the coalescer sees many subjects. */
-function deliveryPool(): { headers: Record<string, string>; body: Buffer }[] {
+export function deliveryPool(): { headers: Record<string, string>; body: Buffer }[] {
   const kinds = ['issues-opened', 'issues-edited', 'issues-label_updated', 'issue_comment-created'];
   const pool: { headers: Record<string, string>; body: Buffer }[] = [];
   for (let i = 0; i < 1000; i++) {
@@ -100,7 +114,7 @@ function deliveryPool(): { headers: Record<string, string>; body: Buffer }[] {
   return pool;
 }
 
-async function load(
+export async function load(
   url: string,
   pool: { headers: Record<string, string>; body: Buffer }[],
   options: { durationSec: number; connections: number; overallRate?: number },
@@ -130,6 +144,93 @@ async function load(
   });
 }
 
+/**
+ * Open-loop load at a steady rate: request i is due at start + i/rate whatever happened to the ones
+ * before, and its latency counts from that due time, so a stalled server or an exhausted pool shows
+ * as latency instead of quietly lowering the rate (no coordinated omission). autocannon's
+ * `overallRate` is not that: each connection sends its share of a second back to back, then waits
+ * for the next second (lib/httpClient.js, `reqsMadeThisSecond`), so "1,000 req/s over 64
+ * connections" arrives as one burst of 1,000 per second, queued 64 deep.
+ */
+export async function steadyLoad(
+  url: string,
+  pool: { headers: Record<string, string>; body: Buffer }[],
+  options: { rate: number; durationSec: number; connections: number; timeoutMs?: number },
+): Promise<Omit<IngestRun, 'target'>> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: options.connections });
+  const target = new URL('/webhook', url);
+  const total = Math.max(1, Math.round(options.rate * options.durationSec));
+  const latencies: number[] = [];
+  let sent = 0;
+  let settled = 0;
+  let non2xx = 0;
+  let errors = 0;
+  let timeouts = 0;
+  let lastAt = 0;
+  const start = performance.now();
+  await new Promise<void>((resolve) => {
+    const settle = () => {
+      lastAt = performance.now();
+      if (++settled === total) resolve();
+    };
+    const sendDue = () => {
+      const due = Math.min(total, Math.floor(((performance.now() - start) * options.rate) / 1000) + 1);
+      while (sent < due) {
+        const i = sent++;
+        const dueAt = start + (i * 1000) / options.rate;
+        const d = pool[i % pool.length]!;
+        const id = randomUUID();
+        let done = false;
+        const req = http.request(
+          target,
+          {
+            method: 'POST',
+            agent,
+            timeout: options.timeoutMs ?? 10_000,
+            headers: { ...d.headers, 'Content-Length': String(d.body.length), 'X-Gitea-Delivery': id, 'X-Gogs-Delivery': id, 'X-GitHub-Delivery': id },
+          },
+          (res) => {
+            res.resume();
+            res.once('end', () => {
+              if (done) return;
+              done = true;
+              latencies.push(performance.now() - dueAt);
+              if (res.statusCode === undefined || res.statusCode < 200 || res.statusCode >= 300) non2xx++;
+              settle();
+            });
+          },
+        );
+        req.once('timeout', () => {
+          timeouts++;
+          req.destroy(new Error('timeout'));
+        });
+        req.once('error', () => {
+          if (done) return;
+          done = true;
+          errors++;
+          settle();
+        });
+        req.end(d.body);
+      }
+      if (sent < total) setTimeout(sendDue, 1);
+    };
+    sendDue();
+  });
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => round1(latencies[Math.min(latencies.length - 1, Math.floor(q * (latencies.length - 1)))] ?? 0);
+  return {
+    requestsPerSec: Math.round((settled * 1000) / Math.max(1, lastAt - start)),
+    p50Ms: at(0.5),
+    p99Ms: at(0.99),
+    maxMs: round1(latencies[latencies.length - 1] ?? 0),
+    requests: latencies.length,
+    non2xx,
+    errors,
+    timeouts,
+  };
+}
+
 function figures(target: Target, r: autocannon.Result): IngestRun {
   return {
     target,
@@ -145,20 +246,27 @@ function figures(target: Target, r: autocannon.Result): IngestRun {
 }
 
 /** Starts `--serve <target>` of this file as a child process; resolves with its URL. */
-async function startTarget(target: Target, journalSync: 'full' | 'normal'): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', SELF, '--serve', target, '--journal-sync', journalSync], {
+async function startTarget(
+  target: Target,
+  journalSync: 'full' | 'normal',
+  cpuProfDir?: string,
+): Promise<{ url: string; child: ChildProcess; stop(): Promise<{ commits?: number }> }> {
+  const profile = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(cpuProfDir)] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', SELF, '--serve', target, '--journal-sync', journalSync], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let buffer = '';
+  const lineWith = (msg: string) => buffer.split('\n').find((l) => l.includes(`"msg":"${msg}"`));
   const url = await new Promise<string>((resolve, reject) => {
-    let buffer = '';
     const onData = (chunk: Buffer) => {
       buffer += chunk.toString('utf8');
-      const line = buffer.split('\n').find((l) => l.includes('"bench ready"'));
+      const line = lineWith('bench ready');
       if (line) {
         child.stdout!.off('data', onData);
-        child.stdout!.resume();
+        // Keep reading (a full pipe would block the child); only the last lines matter.
+        child.stdout!.on('data', (more: Buffer) => (buffer = (buffer + more.toString('utf8')).slice(-4096)));
         resolve(String((JSON.parse(line) as { url: string }).url));
       }
     };
@@ -171,6 +279,8 @@ async function startTarget(target: Target, journalSync: 'full' | 'normal'): Prom
     stop: async () => {
       child.kill('SIGTERM');
       await exited;
+      const stats = lineWith('bench stats');
+      return stats ? (JSON.parse(stats) as { commits?: number }) : {};
     },
   };
 }
@@ -191,12 +301,15 @@ export async function runIngestBench(options: IngestBenchOptions = {}): Promise<
   const runs: Partial<Record<Target, IngestRun>> = {};
   for (const target of ['bare', 'express', 'service'] as const) {
     say(`ingest: ${target}: ${warmupSec} s warm-up, ${durationSec} s at ${connections} connections …`);
-    const t = await startTarget(target, journalSync);
+    const t = await startTarget(target, journalSync, target === 'service' ? options.cpuProfDir : undefined);
+    let sent = 0;
     try {
-      if (warmupSec > 0) await load(t.url, pool, { durationSec: warmupSec, connections });
+      if (warmupSec > 0) sent += (await load(t.url, pool, { durationSec: warmupSec, connections })).requests.total;
       runs[target] = figures(target, await load(t.url, pool, { durationSec, connections }));
+      sent += runs[target].requests;
     } finally {
-      await t.stop();
+      const { commits } = await t.stop();
+      if (runs[target] && commits !== undefined && sent > 0) runs[target].commitsPerRequest = round2(commits / sent);
     }
   }
   const bare = runs.bare!;
@@ -207,11 +320,14 @@ export async function runIngestBench(options: IngestBenchOptions = {}): Promise<
   if (fixedRate > 0) {
     say(`ingest: service at a fixed ${fixedRate} req/s for ${durationSec} s …`);
     const t = await startTarget('service', journalSync);
+    let sent = 0;
     try {
-      if (warmupSec > 0) await load(t.url, pool, { durationSec: warmupSec, connections, overallRate: fixedRate });
-      fixed = { ...figures('service', await load(t.url, pool, { durationSec, connections, overallRate: fixedRate })), targetRate: fixedRate };
+      if (warmupSec > 0) sent += (await steadyLoad(t.url, pool, { durationSec: warmupSec, connections, rate: fixedRate })).requests;
+      fixed = { target: 'service', ...(await steadyLoad(t.url, pool, { durationSec, connections, rate: fixedRate })), targetRate: fixedRate };
+      sent += fixed.requests;
     } finally {
-      await t.stop();
+      const { commits } = await t.stop();
+      if (fixed && commits !== undefined && sent > 0) fixed.commitsPerRequest = round2(commits / sent);
     }
   }
 
@@ -237,17 +353,31 @@ export async function runIngestBench(options: IngestBenchOptions = {}): Promise<
 
 function printFigures(f: IngestBenchFigures): void {
   const table = new Table({
-    head: ['target', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'requests', 'non-2xx', 'errors'],
+    head: ['target', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'requests', 'non-2xx', 'errors', 'commits/req'],
     style: { head: [], border: [] },
   });
-  const row = (label: string, r: IngestRun) => [label, r.requestsPerSec, r.p50Ms, r.p99Ms, r.maxMs, r.requests, r.non2xx, r.errors];
+  const row = (label: string, r: IngestRun) => [
+    label,
+    r.requestsPerSec,
+    r.p50Ms,
+    r.p99Ms,
+    r.maxMs,
+    r.requests,
+    r.non2xx,
+    r.errors,
+    r.commitsPerRequest ?? '',
+  ];
   table.push(row('(a) bare node:http', f.bare), row('(b) express + verify + parse', f.express), row(`(c) service (JOURNAL_SYNC=${f.journalSync})`, f.service));
-  if (f.fixedRate) table.push(row(`(c) at fixed ${f.fixedRate.targetRate} req/s`, f.fixedRate));
+  if (f.fixedRate) table.push(row(`(c) steady ${f.fixedRate.targetRate} req/s, open loop`, f.fixedRate));
   process.stdout.write(
     `\nIngest: ${f.connections} connections, ${f.durationSec} s per run, bodies ${f.bodyBytes.min}-${f.bodyBytes.max} bytes ` +
       `(mean ${f.bodyBytes.mean}), node ${f.node}, ${f.cpus} CPUs (load generator on the same machine)\n${table.toString()}\n` +
       `service / express: ${f.ratios.serviceToExpress}   service / bare: ${f.ratios.serviceToBare}\n`,
   );
+}
+
+function round1(n: number): number {
+  return Math.round(n * 10) / 10;
 }
 
 function round2(n: number): number {
@@ -325,8 +455,21 @@ async function serve(target: Target, journalSync: 'full' | 'normal'): Promise<vo
   const service = await createService({ config, log, evaluator: noop });
   const { url } = await service.listen();
   await service.identified();
+  // Where a latency tail comes from: the service's own event loop stalling, or the load generator.
+  const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+  loopDelay.enable();
   onStop(async () => {
     await service.stop();
+    loopDelay.disable();
+    const ms = (ns: number) => Math.round(ns / 1e5) / 10;
+    process.stdout.write(
+      `${JSON.stringify({
+        msg: 'bench stats',
+        commits: service.journal.commitCount,
+        loopDelayP99Ms: ms(loopDelay.percentile(99)),
+        loopDelayMaxMs: ms(loopDelay.max),
+      })}\n`,
+    );
     await gitea.close();
     logFile.end();
     fs.rmSync(dataDir, { recursive: true, force: true });
@@ -345,6 +488,7 @@ if (isMain) {
     .addOption(new Option('--connections <n>', 'concurrent connections').default(64).argParser(Number))
     .addOption(new Option('--rate <n>', 'req/s of the fixed-rate run against the service (0: skip)').default(1000).argParser(Number))
     .addOption(new Option('--journal-sync <mode>', "the service's JOURNAL_SYNC").choices(['full', 'normal']).default('full'))
+    .addOption(new Option('--cpu-prof <dir>', "write a CPU profile of the service's measured run into dir"))
     .addOption(new Option('--json', 'print the figures as JSON'))
     .addOption(new Option('--serve <target>', 'internal: run one target').choices(['bare', 'express', 'service']).hideHelp());
   program.parse();
@@ -354,6 +498,7 @@ if (isMain) {
     connections: number;
     rate: number;
     journalSync: 'full' | 'normal';
+    cpuProf?: string;
     json?: boolean;
     serve?: Target;
   }>();
@@ -367,6 +512,7 @@ if (isMain) {
       fixedRate: o.rate,
       journalSync: o.journalSync,
       print: !o.json,
+      ...(o.cpuProf ? { cpuProfDir: o.cpuProf } : {}),
     });
     if (o.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   }
