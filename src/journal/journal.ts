@@ -9,8 +9,17 @@ import type { DeliveryState, NewDelivery, StoredDelivery } from './types.js';
 export interface JournalOptions {
   /** Directory of `journal.db`; created if missing. */
   dataDir: string;
-  /** SQLite `synchronous`: `full` fsyncs the WAL on every commit (survives power loss), `normal` only at checkpoints. */
+  /**
+   * `full`: every commit is fsynced before what it holds is acknowledged (an append's promise, a
+   * `settled()` waiter): it survives power loss. `normal`: a commit is in the OS page cache when it
+   * returns (survives `kill -9`, not a power cut); fsyncs only at checkpoints.
+   */
   sync: 'full' | 'normal';
+  /**
+   * How `full` fsyncs the WAL off the event loop (default `fs.fsync`, on libuv's thread pool).
+   * For tests that need to hold or fail the sync.
+   */
+  syncWal?: (fd: number, done: (error: NodeJS.ErrnoException | null) => void) => void;
   log: Logger;
   /**
    * Checkpoint the WAL from a worker thread once `afterBytes` of deliveries were appended (default
@@ -59,6 +68,19 @@ const SCHEMA_VERSION = 1;
 interface SettleWaiter {
   resolve(): void;
   reject(error: unknown): void;
+}
+
+/** A committed group whose appends and waiters wait for the WAL fsync that covers it (`sync: full`). */
+interface Unsynced {
+  /** Commit number (`commits` after it). */
+  commit: number;
+  appends: Waiting[];
+  outcomes: ('accepted' | 'duplicate')[];
+  waiters: SettleWaiter[];
+  /** Earlier writes of the group that SQLite rolled back: its waiters are rejected with this. */
+  lost: unknown;
+  /** False when the group's appends could not be inserted (the journal stays unhealthy). */
+  healthy: boolean;
 }
 
 /**
@@ -117,18 +139,24 @@ CREATE INDEX IF NOT EXISTS deliveries_pending_seq ON deliveries (seq) WHERE stat
  *
  * Every write is group-committed: appends and state changes made before the event loop comes back
  * to the journal (one `setImmediate`) share one transaction, so a burst of N webhooks and the M
- * evaluations that finished meanwhile cost one commit and one fsync instead of N + M.
- * better-sqlite3 is synchronous, so the commit blocks the loop while it runs; requests that arrive
- * meanwhile wait in the socket buffers and form the next group.
+ * evaluations that finished meanwhile cost one commit instead of N + M. better-sqlite3 is
+ * synchronous, so the commit blocks the loop while it runs; requests that arrive meanwhile wait in
+ * the socket buffers and form the next group. The slow parts of durability stay off the loop:
+ * with `sync: full` the WAL's fsync runs on libuv's thread pool after the commit (one at a time;
+ * each covers every commit before it), and checkpoints run in a worker thread (checkpointer.ts).
  *
- * - An append's promise resolves only after its group committed (the receiver's 202 waits for it).
+ * - An append's promise resolves only once its group is committed and, with `sync: full`, fsynced
+ *   (the receiver's 202 waits for it): what was acknowledged survives `kill -9`, and with `full`
+ *   a power cut.
  * - A state change (`markDone`, `recordFailure`, `markFailed`) runs at once inside the open group
  *   transaction, so this process reads it back immediately (`get`, `pendingFor`, `pendingCount`),
- *   and becomes durable with the group. A crash before that commit loses the group as a whole,
- *   never part of it, and never a later group without it: the rows keep their earlier state, and
- *   an evaluation whose `done` was lost runs again after the restart (evaluations are idempotent).
- *   Whoever needs one durable first awaits {@link Journal.settled}.
- * - `requeue` and `prune` (tools, retention) commit the group before they return.
+ *   and becomes durable with the group. A crash before that loses the group as a whole, never part
+ *   of it, and never a later group without it (SQLite recovers the WAL up to its last valid
+ *   commit): the rows keep their earlier state, and an evaluation whose `done` was lost runs again
+ *   after the restart (evaluations are idempotent). Whoever needs one durable first awaits
+ *   {@link Journal.settled}.
+ * - `requeue` and `prune` (tools, retention), and the ownership store's durable writes, are
+ *   committed and fsynced before they return.
  */
 export class Journal implements JournalApi {
   /** Public: other stores (label ownership) keep their tables in the same database file. */
@@ -147,6 +175,15 @@ export class Journal implements JournalApi {
   private closed = false;
   private commits = 0;
   private readonly sync: 'full' | 'normal';
+  private readonly syncWal: (fd: number, done: (error: NodeJS.ErrnoException | null) => void) => void;
+  /** The WAL file, for `sync: full` (undefined: SQLite fsyncs in each COMMIT itself). */
+  private walFd: number | undefined;
+  /** Committed groups waiting for their fsync, oldest first. */
+  private unsynced: Unsynced[] = [];
+  /** Commits that an fsync has covered. */
+  private syncedCommits = 0;
+  private syncing: Promise<void> | undefined;
+  private walSyncs = 0;
   private checkpointerOptions: { afterBytes: number; intervalMs: number } | false;
   private checkpointer: BackgroundCheckpointer | undefined;
   /** Bytes of deliveries committed until the background checkpointer starts (then no longer counted). */
@@ -173,6 +210,7 @@ export class Journal implements JournalApi {
     this.path = file;
     this.log = options.log;
     this.sync = options.sync;
+    this.syncWal = options.syncWal ?? fs.fsync;
     this.checkpointerOptions = options.checkpointer ?? DEFAULT_CHECKPOINTER;
     this.insertStmt = db.prepare(
       `INSERT OR IGNORE INTO deliveries
@@ -254,7 +292,9 @@ export class Journal implements JournalApi {
       db.pragma('journal_mode = WAL');
       const mode = db.pragma('journal_mode', { simple: true });
       if (mode !== 'wal') throw new Error(`journal_mode is ${String(mode)}, not wal`);
-      db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
+      // `full` is SQLite's NORMAL plus an fsync of the WAL after each commit, off the event loop
+      // (see walSyncNeeded): FULL would fsync inside COMMIT, on the event loop, once per group.
+      db.pragma('synchronous = NORMAL');
       // Other connections (tools reading the journal) may hold the lock briefly.
       db.pragma('busy_timeout = 5000');
       db.exec(SCHEMA);
@@ -265,7 +305,28 @@ export class Journal implements JournalApi {
       db?.close();
       throw new Error(`journal: cannot open ${file} for writing: ${messageOf(error)}`);
     }
+    let walFd: number | undefined;
+    if (options.sync === 'full') {
+      try {
+        // The write probe above created the WAL. Its fsyncs (and its directory entry's, once) make
+        // the commits durable; the file stays while this connection is open (SQLite removes it
+        // when the last connection closes).
+        walFd = fs.openSync(`${file}-wal`, 'r+');
+        fs.fsyncSync(walFd);
+        syncDirectory(dir);
+      } catch (error) {
+        if (walFd !== undefined) fs.closeSync(walFd);
+        walFd = undefined;
+        // Without the file, let SQLite fsync inside each COMMIT: same guarantee, on the event loop.
+        db.pragma('synchronous = FULL');
+        options.log.warn('journal: WAL fsync off the event loop unavailable, SQLite syncs each commit', {
+          path: file,
+          error: messageOf(error),
+        });
+      }
+    }
     const journal = new Journal(db, file, options);
+    journal.walFd = walFd;
     writers.set(db, {
       deferred: (write) => journal.write('ownership', write, false, false),
       durable: (write) => journal.write('ownership', write, true, false),
@@ -287,8 +348,17 @@ export class Journal implements JournalApi {
    * group could not be committed: its state changes are lost and the rows keep their earlier state.
    */
   settled(): Promise<void> {
-    if (!this.txOpen && this.group.length === 0 && this.lostError === undefined) return Promise.resolve();
+    if (!this.txOpen && this.group.length === 0 && this.lostError === undefined) {
+      // Everything is committed; with `sync: full`, wait for the fsync of the last commit too.
+      if (this.unsynced.length === 0) return Promise.resolve();
+      return new Promise((resolve, reject) => this.unsynced[this.unsynced.length - 1]!.waiters.push({ resolve, reject }));
+    }
     return new Promise((resolve, reject) => this.settleWaiters.push({ resolve, reject }));
+  }
+
+  /** fsyncs of the WAL done off the event loop so far (`sync: full`). */
+  get walSyncCount(): number {
+    return this.walSyncs;
   }
 
   /** Transactions committed so far (each one WAL commit, one fsync with `sync: full`). */
@@ -361,24 +431,26 @@ export class Journal implements JournalApi {
       }
     }
 
-    if (appends.length > 0) {
-      const failure = commitError ?? appendError;
-      if (failure === undefined && outcomes !== undefined) {
-        for (let i = 0; i < appends.length; i++) appends[i]!.resolve(outcomes[i]!);
-      } else {
-        this.unhealthy('append', failure, appends.length);
-        for (const w of appends) w.reject(failure);
+    const failure = commitError ?? appendError;
+    if (appends.length > 0 && (failure !== undefined || outcomes === undefined)) {
+      this.unhealthy('append', failure, appends.length);
+      for (const w of appends) w.reject(failure);
+    }
+    if (commitError !== undefined && appends.length === 0) this.unhealthy('commit', commitError, 0);
+    const accepted = failure === undefined && outcomes !== undefined ? appends : [];
+
+    if (committed && this.walFd !== undefined) {
+      // Acknowledged once an fsync of the WAL covers this commit (appends, settled() waiters).
+      this.unsynced.push({ commit: this.commits, appends: accepted, outcomes: outcomes ?? [], waiters, lost, healthy: appendError === undefined });
+      this.walSyncNeeded();
+    } else {
+      if (committed && appendError === undefined) this.healthyAgain();
+      for (let i = 0; i < accepted.length; i++) accepted[i]!.resolve(outcomes![i]!);
+      const groupError = commitError ?? lost;
+      for (const w of waiters) {
+        if (groupError === undefined) w.resolve();
+        else w.reject(groupError);
       }
-    }
-    if (commitError !== undefined) {
-      if (appends.length === 0) this.unhealthy('commit', commitError, 0);
-    } else if (committed && appendError === undefined) {
-      this.healthyAgain();
-    }
-    const groupError = commitError ?? lost;
-    for (const w of waiters) {
-      if (groupError === undefined) w.resolve();
-      else w.reject(groupError);
     }
     if (committed && outcomes !== undefined && this.checkpointerOptions && !this.checkpointer) {
       for (const w of appends) this.appendedBytes += w.delivery.body.length;
@@ -411,6 +483,69 @@ export class Journal implements JournalApi {
       return;
     }
     this.db.pragma(`wal_autocheckpoint = ${SAFETY_AUTOCHECKPOINT_PAGES}`);
+  }
+
+  /**
+   * `sync: full`: fsyncs the WAL on the thread pool, one sync at a time; each covers every commit
+   * made before it started (an fsync flushes the whole file), so commits made meanwhile share the
+   * next one. The event loop goes on serving requests while the disk syncs.
+   */
+  private walSyncNeeded(): void {
+    if (this.syncing || this.walFd === undefined || this.syncedCommits >= this.commits) return;
+    const upTo = this.commits;
+    const fd = this.walFd;
+    let finished!: () => void;
+    this.syncing = new Promise<void>((resolve) => (finished = resolve));
+    this.syncWal(fd, (error) => {
+      this.syncing = undefined;
+      finished();
+      this.walSynced(upTo, error ?? undefined);
+      if (!this.closed) this.walSyncNeeded();
+    });
+  }
+
+  /** Settles the groups committed up to `upTo`: acknowledged, or rejected if their fsync failed. */
+  private walSynced(upTo: number, error: unknown): void {
+    this.walSyncs++;
+    // Handled either way: a failed fsync is not retried for the same commits (their appends are
+    // refused below); the next commit's fsync flushes the whole file again.
+    this.syncedCommits = Math.max(this.syncedCommits, upTo);
+    const done: Unsynced[] = [];
+    while (this.unsynced.length > 0 && this.unsynced[0]!.commit <= upTo) done.push(this.unsynced.shift()!);
+    if (error === undefined) {
+      if (done.every((u) => u.healthy)) this.healthyAgain();
+    } else {
+      // The rows are committed but may not be on disk: the appends are refused (the receiver answers
+      // 503; Gitea shows the delivery failed and it can be redelivered). If they were written after
+      // all, an evaluation of them is harmless (evaluations are idempotent).
+      const appends = done.reduce((n, u) => n + u.appends.length, 0);
+      this.unhealthy('fsync', error, appends);
+    }
+    for (const u of done) {
+      for (let i = 0; i < u.appends.length; i++) {
+        if (error === undefined) u.appends[i]!.resolve(u.outcomes[i]!);
+        else u.appends[i]!.reject(error);
+      }
+      const groupError = error ?? u.lost;
+      for (const w of u.waiters) {
+        if (groupError === undefined) w.resolve();
+        else w.reject(groupError);
+      }
+    }
+  }
+
+  /** `sync: full`: fsyncs the WAL now, on the event loop (durable writes, close). */
+  private syncWalNow(): void {
+    if (this.walFd === undefined || this.syncedCommits >= this.commits) return;
+    const upTo = this.commits;
+    let error: unknown;
+    try {
+      fs.fsyncSync(this.walFd);
+    } catch (e) {
+      error = e;
+    }
+    this.walSynced(upTo, error);
+    if (error !== undefined) throw error;
   }
 
   pendingFor(subject: string): StoredDelivery[] {
@@ -508,6 +643,15 @@ export class Journal implements JournalApi {
     this.flush();
     this.closed = true;
     writers.delete(this.db);
+    // The last commits' fsync, then what waited for it is acknowledged.
+    await this.syncing;
+    try {
+      this.syncWalNow();
+    } catch {
+      // reported (unhealthy) and rejected in walSynced
+    }
+    if (this.walFd !== undefined) fs.closeSync(this.walFd);
+    this.walFd = undefined;
     // Its connection closes first: the journal's, the last one, then checkpoints and removes the WAL.
     const checkpointer = this.checkpointer;
     this.checkpointer = undefined;
@@ -540,6 +684,7 @@ export class Journal implements JournalApi {
     if (durable) {
       const error = this.flush();
       if (error !== undefined) throw error;
+      this.syncWalNow();
     }
     return result;
   }
@@ -591,6 +736,19 @@ function parseHeaders(text: string): Record<string, string> {
     return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, string>) : {};
   } catch {
     return {};
+  }
+}
+
+/** fsync of a directory, so that a file created in it survives a power cut (Linux; elsewhere best effort). */
+function syncDirectory(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    // Some platforms cannot open or fsync a directory: their file systems order this themselves.
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
 }
 

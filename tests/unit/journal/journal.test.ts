@@ -77,8 +77,9 @@ describe('Journal.open', () => {
     expect(fs.existsSync(path.join(dataDir, 'journal.db'))).toBe(true);
     expect(journal.db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(journal.db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
+    // full: SQLite's NORMAL, and the journal fsyncs the WAL after each commit itself (off the loop).
     const full = openJournal();
-    expect(full.db.pragma('synchronous', { simple: true })).toBe(2); // FULL
+    expect(full.db.pragma('synchronous', { simple: true })).toBe(1);
     expect(journal.healthy()).toBe(true);
   });
 
@@ -483,5 +484,99 @@ describe('background checkpoints', () => {
     const quiet = openJournal(); // default: after 1 MiB
     await quiet.append(delivery());
     expect(quiet.db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+  });
+});
+
+describe('JOURNAL_SYNC=full: the WAL fsync', () => {
+  /** A `syncWal` that holds each fsync until the test releases it. */
+  function heldSyncs(): { calls: (() => void)[]; syncWal: (fd: number, done: (error: NodeJS.ErrnoException | null) => void) => void } {
+    const calls: (() => void)[] = [];
+    return { calls, syncWal: (fd, done) => calls.push(() => fs.fsync(fd, done)) };
+  }
+
+  it('acknowledges an append only after an fsync that covers its commit; commits meanwhile share the next one', async () => {
+    const held = heldSyncs();
+    const journal = Journal.open({ dataDir: tempDir(), sync: 'full', log: silentLogger(), syncWal: held.syncWal });
+    open.push(journal);
+    const first = delivery();
+    let acknowledged = false;
+    const appended = journal.append(first).then((outcome) => {
+      acknowledged = true;
+      return outcome;
+    });
+    await waitFor(() => held.calls.length === 1, { what: 'an fsync started' });
+    // Committed (another connection reads it) but not on disk for sure: not acknowledged yet.
+    expect(committedRows(journal).has(first.id)).toBe(true);
+    expect(acknowledged).toBe(false);
+
+    const commits = journal.commitCount;
+    const later = [delivery(), delivery()];
+    const laterAppended = Promise.all([journal.append(later[0]!)]).then(async (a) => [...a, await journal.append(later[1]!)]);
+    await waitFor(() => journal.commitCount === commits + 1, { what: 'the next group committed' });
+    expect(held.calls).toHaveLength(1); // one fsync at a time
+
+    held.calls.shift()!();
+    await expect(appended).resolves.toBe('accepted');
+    await waitFor(() => held.calls.length === 1, { what: 'the next fsync' });
+    held.calls.shift()!();
+    await waitFor(() => held.calls.length === 1, { what: 'the fsync of the last group' });
+    held.calls.shift()!();
+    await expect(laterAppended).resolves.toEqual(['accepted', 'accepted']);
+    expect(journal.walSyncCount).toBe(3);
+  });
+
+  it('refuses the appends an fsync failed for and reports unhealthy until one succeeds', async () => {
+    const capture = new LogCapture();
+    let fail = true;
+    const journal = Journal.open({
+      dataDir: tempDir(),
+      sync: 'full',
+      log: createLogger({ level: 'info', format: 'json', stream: capture.stream }),
+      syncWal: (fd, done) => (fail ? done(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })) : fs.fsync(fd, done)),
+    });
+    open.push(journal);
+    await expect(journal.append(delivery())).rejects.toThrow('EIO');
+    expect(journal.healthy()).toBe(false);
+    expect(capture.find({ msg: 'journal write failed', operation: 'fsync', level: 'error' })).toHaveLength(1);
+    fail = false;
+    await expect(journal.append(delivery())).resolves.toBe('accepted');
+    expect(journal.healthy()).toBe(true);
+  });
+
+  it('settled() waits for the fsync; requeue syncs before it returns; close() acknowledges what waited', async () => {
+    const held = heldSyncs();
+    const journal = Journal.open({ dataDir: tempDir(), sync: 'full', log: silentLogger(), syncWal: held.syncWal });
+    const d = delivery();
+    const appended = journal.append(d);
+    await waitFor(() => held.calls.length === 1, { what: 'an fsync started' });
+    held.calls.shift()!();
+    await appended;
+
+    journal.markFailed([d.id], 'boom');
+    let settled = false;
+    const settling = journal.settled().then(() => (settled = true));
+    await waitFor(() => held.calls.length === 1, { what: 'the fsync of the state change' });
+    expect(settled).toBe(false);
+    held.calls.shift()!();
+    await settling;
+
+    const syncs = journal.walSyncCount;
+    journal.requeue([d.id]);
+    expect(journal.walSyncCount).toBe(syncs + 1); // on the event loop, before it returned
+
+    const late = journal.append(delivery());
+    await waitFor(() => held.calls.length === 1, { what: 'an fsync started' });
+    const closing = journal.close();
+    held.calls.shift()!();
+    await closing;
+    await expect(late).resolves.toBe('accepted');
+  });
+
+  it('JOURNAL_SYNC=normal does not fsync commits', async () => {
+    const journal = Journal.open({ dataDir: tempDir(), sync: 'normal', log: silentLogger() });
+    open.push(journal);
+    await journal.append(delivery());
+    journal.requeue([]);
+    expect(journal.walSyncCount).toBe(0);
   });
 });
