@@ -13,7 +13,10 @@
  * autocannon's own `overallRate` sends each second's share in one burst, which measures a burst).
  *
  *   npm run bench:ingest -- [--duration 10] [--connections 64] [--rate 1000] [--journal-sync full|normal]
- *                           [--cpu-prof <dir>] [--json]
+ *                           [--rounds 1] [--cpu-prof <dir>] [--json]
+ *
+ * `--rounds N` runs the three closed-loop targets N times, interleaved, and reports each one's
+ * median run: the ratios of a single round move by ±20 % with whatever else the machine does.
  *
  * `--cpu-prof <dir>` writes a V8 CPU profile of the service's measured run (not the fixed-rate one)
  * into `dir` (open it in Chrome DevTools or speedscope).
@@ -60,6 +63,8 @@ export interface IngestBenchOptions {
   print?: boolean;
   /** Directory for a CPU profile of the service's measured run (default: none). */
   cpuProfDir?: string;
+  /** Closed-loop runs per target, interleaved; figures are the median run (default 1). */
+  rounds?: number;
 }
 
 export interface IngestRun {
@@ -77,11 +82,17 @@ export interface IngestRun {
    * target's life (warm-up included), appends and evaluation bookkeeping together.
    */
   commitsPerRequest?: number;
+  /** Service only: its event loop's delay over its life (warm-up included), p99 and max, ms. */
+  loopDelay?: { p99Ms: number; maxMs: number };
 }
 
 export interface IngestBenchFigures {
   connections: number;
   durationSec: number;
+  /** Closed-loop runs per target; each target's figures are its median run (by req/s). */
+  rounds: number;
+  /** req/s of every closed-loop run, per target, in order. */
+  samples: Record<Target, number[]>;
   bodyBytes: { min: number; max: number; mean: number };
   bare: IngestRun;
   express: IngestRun;
@@ -250,7 +261,7 @@ async function startTarget(
   target: Target,
   journalSync: 'full' | 'normal',
   cpuProfDir?: string,
-): Promise<{ url: string; child: ChildProcess; stop(): Promise<{ commits?: number }> }> {
+): Promise<{ url: string; child: ChildProcess; stop(): Promise<{ commits?: number; loopDelayP99Ms?: number; loopDelayMaxMs?: number }> }> {
   const profile = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(cpuProfDir)] : [];
   const child = spawn(process.execPath, [...profile, '--import', 'tsx', SELF, '--serve', target, '--journal-sync', journalSync], {
     cwd: ROOT,
@@ -280,7 +291,7 @@ async function startTarget(
       child.kill('SIGTERM');
       await exited;
       const stats = lineWith('bench stats');
-      return stats ? (JSON.parse(stats) as { commits?: number }) : {};
+      return stats ? (JSON.parse(stats) as { commits?: number; loopDelayP99Ms?: number; loopDelayMaxMs?: number }) : {};
     },
   };
 }
@@ -298,23 +309,30 @@ export async function runIngestBench(options: IngestBenchOptions = {}): Promise<
     if (options.print) process.stdout.write(`${text}\n`);
   };
 
-  const runs: Partial<Record<Target, IngestRun>> = {};
-  for (const target of ['bare', 'express', 'service'] as const) {
-    say(`ingest: ${target}: ${warmupSec} s warm-up, ${durationSec} s at ${connections} connections …`);
-    const t = await startTarget(target, journalSync, target === 'service' ? options.cpuProfDir : undefined);
-    let sent = 0;
-    try {
-      if (warmupSec > 0) sent += (await load(t.url, pool, { durationSec: warmupSec, connections })).requests.total;
-      runs[target] = figures(target, await load(t.url, pool, { durationSec, connections }));
-      sent += runs[target].requests;
-    } finally {
-      const { commits } = await t.stop();
-      if (runs[target] && commits !== undefined && sent > 0) runs[target].commitsPerRequest = round2(commits / sent);
+  const rounds = Math.max(1, Math.floor(options.rounds ?? 1));
+  const runs: Record<Target, IngestRun[]> = { bare: [], express: [], service: [] };
+  // Rounds interleave the targets, so that a burst of other work on the machine hits all of them.
+  for (let round = 1; round <= rounds; round++) {
+    for (const target of ['bare', 'express', 'service'] as const) {
+      say(`ingest: ${target}${rounds > 1 ? ` (round ${round}/${rounds})` : ''}: ${warmupSec} s warm-up, ${durationSec} s at ${connections} connections …`);
+      const profile = target === 'service' && round === 1 ? options.cpuProfDir : undefined;
+      const t = await startTarget(target, journalSync, profile);
+      let sent = 0;
+      let run: IngestRun | undefined;
+      try {
+        if (warmupSec > 0) sent += (await load(t.url, pool, { durationSec: warmupSec, connections })).requests.total;
+        run = figures(target, await load(t.url, pool, { durationSec, connections }));
+        sent += run.requests;
+      } finally {
+        const stats = await t.stop();
+        if (run) withStats(run, stats, sent);
+      }
+      runs[target].push(run);
     }
   }
-  const bare = runs.bare!;
-  const expressRun = runs.express!;
-  const service = runs.service!;
+  const bare = median(runs.bare);
+  const expressRun = median(runs.express);
+  const service = median(runs.service);
 
   let fixed: IngestBenchFigures['fixedRate'];
   if (fixedRate > 0) {
@@ -326,14 +344,20 @@ export async function runIngestBench(options: IngestBenchOptions = {}): Promise<
       fixed = { target: 'service', ...(await steadyLoad(t.url, pool, { durationSec, connections, rate: fixedRate })), targetRate: fixedRate };
       sent += fixed.requests;
     } finally {
-      const { commits } = await t.stop();
-      if (fixed && commits !== undefined && sent > 0) fixed.commitsPerRequest = round2(commits / sent);
+      const stats = await t.stop();
+      if (fixed) withStats(fixed, stats, sent);
     }
   }
 
   const result: IngestBenchFigures = {
     connections,
     durationSec,
+    rounds,
+    samples: {
+      bare: runs.bare.map((r) => r.requestsPerSec),
+      express: runs.express.map((r) => r.requestsPerSec),
+      service: runs.service.map((r) => r.requestsPerSec),
+    },
     bodyBytes: { min: Math.min(...sizes), max: Math.max(...sizes), mean: Math.round(sizes.reduce((a, b) => a + b, 0) / sizes.length) },
     bare,
     express: expressRun,
@@ -353,7 +377,7 @@ export async function runIngestBench(options: IngestBenchOptions = {}): Promise<
 
 function printFigures(f: IngestBenchFigures): void {
   const table = new Table({
-    head: ['target', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'requests', 'non-2xx', 'errors', 'commits/req'],
+    head: ['target', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'requests', 'non-2xx', 'errors', 'commits/req', 'loop delay p99/max ms'],
     style: { head: [], border: [] },
   });
   const row = (label: string, r: IngestRun) => [
@@ -366,14 +390,33 @@ function printFigures(f: IngestBenchFigures): void {
     r.non2xx,
     r.errors,
     r.commitsPerRequest ?? '',
+    r.loopDelay ? `${r.loopDelay.p99Ms} / ${r.loopDelay.maxMs}` : '',
   ];
   table.push(row('(a) bare node:http', f.bare), row('(b) express + verify + parse', f.express), row(`(c) service (JOURNAL_SYNC=${f.journalSync})`, f.service));
   if (f.fixedRate) table.push(row(`(c) steady ${f.fixedRate.targetRate} req/s, open loop`, f.fixedRate));
   process.stdout.write(
     `\nIngest: ${f.connections} connections, ${f.durationSec} s per run, bodies ${f.bodyBytes.min}-${f.bodyBytes.max} bytes ` +
       `(mean ${f.bodyBytes.mean}), node ${f.node}, ${f.cpus} CPUs (load generator on the same machine)\n${table.toString()}\n` +
-      `service / express: ${f.ratios.serviceToExpress}   service / bare: ${f.ratios.serviceToBare}\n`,
+      `service / express: ${f.ratios.serviceToExpress}   service / bare: ${f.ratios.serviceToBare}` +
+      (f.rounds > 1
+        ? `   (medians of ${f.rounds} interleaved rounds; req/s bare ${f.samples.bare.join(', ')}; ` +
+          `express ${f.samples.express.join(', ')}; service ${f.samples.service.join(', ')})`
+        : '') +
+      '\n',
   );
+}
+
+function withStats(run: IngestRun, stats: { commits?: number; loopDelayP99Ms?: number; loopDelayMaxMs?: number }, sent: number): void {
+  if (stats.commits !== undefined && sent > 0) run.commitsPerRequest = round2(stats.commits / sent);
+  if (stats.loopDelayP99Ms !== undefined && stats.loopDelayMaxMs !== undefined) {
+    run.loopDelay = { p99Ms: stats.loopDelayP99Ms, maxMs: stats.loopDelayMaxMs };
+  }
+}
+
+/** The run with the median req/s (the lower middle one for an even count). */
+function median(list: IngestRun[]): IngestRun {
+  const sorted = [...list].sort((a, b) => a.requestsPerSec - b.requestsPerSec);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
 function round1(n: number): number {
@@ -488,6 +531,7 @@ if (isMain) {
     .addOption(new Option('--connections <n>', 'concurrent connections').default(64).argParser(Number))
     .addOption(new Option('--rate <n>', 'req/s of the fixed-rate run against the service (0: skip)').default(1000).argParser(Number))
     .addOption(new Option('--journal-sync <mode>', "the service's JOURNAL_SYNC").choices(['full', 'normal']).default('full'))
+    .addOption(new Option('--rounds <n>', 'closed-loop runs per target, interleaved; the median counts').default(1).argParser(Number))
     .addOption(new Option('--cpu-prof <dir>', "write a CPU profile of the service's measured run into dir"))
     .addOption(new Option('--json', 'print the figures as JSON'))
     .addOption(new Option('--serve <target>', 'internal: run one target').choices(['bare', 'express', 'service']).hideHelp());
@@ -499,6 +543,7 @@ if (isMain) {
     rate: number;
     journalSync: 'full' | 'normal';
     cpuProf?: string;
+    rounds: number;
     json?: boolean;
     serve?: Target;
   }>();
@@ -513,6 +558,7 @@ if (isMain) {
       journalSync: o.journalSync,
       print: !o.json,
       ...(o.cpuProf ? { cpuProfDir: o.cpuProf } : {}),
+      rounds: o.rounds,
     });
     if (o.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   }
