@@ -328,8 +328,8 @@ export class Journal implements JournalApi {
     const journal = new Journal(db, file, options);
     journal.walFd = walFd;
     writers.set(db, {
-      deferred: (write) => journal.write('ownership', write, false, false),
-      durable: (write) => journal.write('ownership', write, true, false),
+      deferred: (write) => journal.write('ownership', write, { trackHealth: false }),
+      durable: (write) => journal.write('ownership', write, { durable: true, trackHealth: false }),
     });
     options.log.debug('journal opened', { path: file, sync: options.sync, pending: journal.pendingCount() });
     return journal;
@@ -563,24 +563,36 @@ export class Journal implements JournalApi {
   /** Joins the group: visible here at once, durable with the group (see the class comment). */
   markDone(ids: readonly string[]): void {
     const now = Date.now();
-    this.write('markDone', () => {
-      for (const id of ids) this.markDoneStmt.run(now, id);
-    });
+    this.write(
+      'markDone',
+      () => {
+        for (const id of ids) this.markDoneStmt.run(now, id);
+      },
+      { single: ids.length === 1 },
+    );
   }
 
   /** Joins the group; the scheduler awaits {@link settled} before it retries. */
   recordFailure(ids: readonly string[], error: string): void {
-    this.write('recordFailure', () => {
-      for (const id of ids) this.recordFailureStmt.run(error, id);
-    });
+    this.write(
+      'recordFailure',
+      () => {
+        for (const id of ids) this.recordFailureStmt.run(error, id);
+      },
+      { single: ids.length === 1 },
+    );
   }
 
   /** Joins the group; the scheduler awaits {@link settled} before it reports the dead letter. */
   markFailed(ids: readonly string[], error: string): void {
     const now = Date.now();
-    this.write('markFailed', () => {
-      for (const id of ids) this.markFailedStmt.run(error, now, id);
-    });
+    this.write(
+      'markFailed',
+      () => {
+        for (const id of ids) this.markFailedStmt.run(error, now, id);
+      },
+      { single: ids.length === 1 },
+    );
   }
 
   /** Durable on return (a tool's request, and other processes read the result). */
@@ -590,7 +602,7 @@ export class Journal implements JournalApi {
       () => {
         for (const id of ids) this.requeueStmt.run(id);
       },
-      true,
+      { durable: true },
     );
   }
 
@@ -630,7 +642,7 @@ export class Journal implements JournalApi {
   }
 
   prune(before: number): number {
-    return this.write('prune', () => this.pruneStmt.run(before).changes, true);
+    return this.write('prune', () => this.pruneStmt.run(before).changes, { durable: true, single: true });
   }
 
   healthy(): boolean {
@@ -661,18 +673,19 @@ export class Journal implements JournalApi {
 
   /**
    * Runs a write atomically (a savepoint) inside the open group transaction, tracking health like
-   * appends do. `durable`: commits the group before returning, and throws if that commit fails.
+   * appends do. `durable`: commits (and with `sync: full` fsyncs) the group before returning, and
+   * throws if that fails. `single`: one statement, atomic by itself: no savepoint needed.
    * `trackHealth` false: a failing statement of another store (its own bug, e.g. a constraint) does
    * not make the journal unhealthy; a failing commit still does.
    */
-  private write<T>(what: string, fn: () => T, durable = false, trackHealth = true): T {
+  private write<T>(what: string, fn: () => T, options: { durable?: boolean; single?: boolean; trackHealth?: boolean } = {}): T {
     if (this.closed) throw new Error(`journal ${this.path} is closed`);
     let result: T;
     try {
       this.openGroup();
-      result = this.inSavepoint(fn) as T;
+      result = options.single ? fn() : (this.inSavepoint(fn) as T);
     } catch (error) {
-      if (trackHealth) this.unhealthy(what, error, 0);
+      if (options.trackHealth !== false) this.unhealthy(what, error, 0);
       if (this.txOpen && !this.db.inTransaction) {
         // SQLite rolled the whole group back (SQLITE_FULL, IOERR, …): the earlier writes are gone.
         this.txOpen = false;
@@ -681,7 +694,7 @@ export class Journal implements JournalApi {
       }
       throw error;
     }
-    if (durable) {
+    if (options.durable) {
       const error = this.flush();
       if (error !== undefined) throw error;
       this.syncWalNow();
