@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import Database from 'better-sqlite3';
+import { OwnershipStore } from '../../../src/applier/ownership.js';
 import { Journal } from '../../../src/journal/journal.js';
 import type { NewDelivery } from '../../../src/journal/types.js';
 import { LogCapture, createLogger, silentLogger } from '../../../src/log/logger.js';
@@ -382,6 +383,40 @@ describe('group commit of state changes', () => {
     expect(committed.get(b.id)!.state).toBe('done');
     expect(committed.get(c.id)).toEqual({ state: 'pending', attempts: 1 });
     expect(committed.get(late.id)!.state).toBe('pending');
+  });
+
+  it("the ownership store's writes join the group; an intent is on disk before a label write is sent", async () => {
+    const journal = openJournal();
+    const store = new OwnershipStore(journal.db);
+    const d = delivery();
+    await journal.append(d);
+    const commits = journal.commitCount;
+    const committedKnown = () => {
+      const reader = new Database(journal.path, { readonly: true });
+      try {
+        return reader.prepare('SELECT labels FROM triage_known_labels').all();
+      } finally {
+        reader.close();
+      }
+    };
+
+    // An evaluation's bookkeeping: label set learned, delivery done — one group, one commit.
+    store.setKnown('acme/widgets', 1, ['kind/bug'], '2024-05-01T10:00:00Z');
+    journal.markDone([d.id]);
+    expect(store.known('acme/widgets', 1)!.labels).toEqual(['kind/bug']); // read back at once
+    expect(committedKnown()).toEqual([]);
+    await journal.settled();
+    expect(journal.commitCount).toBe(commits + 1);
+    expect(committedKnown()).toEqual([{ labels: '["kind/bug"]' }]);
+
+    // The intent of a label write is committed (and fsynced) before intend() returns.
+    store.intend('acme/widgets', 1, [{ label: 'size/S', action: 'added', kind: 'rule', user: 'bot' }], { delivery: d.id });
+    const reader = new Database(journal.path, { readonly: true });
+    try {
+      expect(reader.prepare('SELECT label FROM triage_label_pending').all()).toEqual([{ label: 'size/S' }]);
+    } finally {
+      reader.close();
+    }
   });
 
   it('settled() resolves at once when nothing waits, and close() commits what still does', async () => {
