@@ -233,21 +233,21 @@ export class Scheduler {
     if (this.stopping) return; // pending in the journal: resumed at the next start
     this.lostCommits++;
     const entry = this.entries.get(subject);
+    const retryInMs = entry ? undefined : this.backoff(this.lostCommits);
+    this.log.error('evaluation not recorded: journal commit failed; evaluating again', {
+      subject,
+      batch,
+      error: messageOf(error),
+      ...(retryInMs !== undefined ? { retryInMs } : {}),
+    });
     if (entry) {
       // Already coming back (ready, queued, retry) reads the journal anyway; running: once more after.
       this.enqueue(subject, batch);
       return;
     }
-    const retryInMs = this.backoff(this.lostCommits);
-    this.log.error('evaluation not recorded: journal commit failed; evaluating again later', {
-      subject,
-      batch,
-      error: messageOf(error),
-      retryInMs,
-    });
     const fresh: Entry = { phase: 'ready', batch, dirty: false, journalFailures: 0 };
     this.entries.set(subject, fresh);
-    this.settle(subject, fresh, { retryInMs });
+    this.settle(subject, fresh, { retryInMs: retryInMs! });
   }
 
   private enqueue(subject: string, batch: string): void {
