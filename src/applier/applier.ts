@@ -122,7 +122,7 @@ export class LabelApplier {
     if (additions.length > 0) {
       // Written before the POST: if the process dies before the answer is recorded, the next evaluation
       // finds the label on the issue and knows whose it is (see bookkeeping in the evaluator).
-      this.store.intend(full, number, additions.map(({ name }) => {
+      await this.store.intend(full, number, additions.map(({ name }) => {
         const reason = ruleOf(name, 'add');
         return byCommand.has(name)
           ? { label: name, action: 'added' as const, kind: 'command' as const, user: commandUser.get(name) ?? null, rule: 'command' }
@@ -197,7 +197,7 @@ export class LabelApplier {
       const label = after.get(name);
       if (label) {
         // As for additions: a crash after the DELETE must not make the removal look like a person's.
-        this.store.intend(full, number, [change], { delivery: meta.delivery, configVersion: meta.configVersion });
+        await this.store.intend(full, number, [change], { delivery: meta.delivery, configVersion: meta.configVersion });
         try {
           await this.gitea.removeIssueLabel(owner, repo, number, label.id);
         } catch (error) {

@@ -248,9 +248,15 @@ export class OwnershipStore {
   /**
    * Label writes about to be sent (written before the request): if the process dies before their
    * answer is recorded, the next evaluation finds them and does not take them for a person's.
+   * Resolves once the intent is on disk: the caller sends the request only then. The intents of
+   * concurrent evaluations share the journal's group commit and its fsync (off the event loop).
    */
-  intend(repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta): void {
-    this.durable(() => this.insertPending(repo.toLowerCase(), number, changes, meta));
+  intend(repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta): Promise<void> {
+    const write = () => this.insertPending(repo.toLowerCase(), number, changes, meta);
+    const writer = groupedWriterFor(this.db);
+    if (writer) return writer.durableSoon(write);
+    write();
+    return Promise.resolve();
   }
 
   /** Writes sent before a crash, whose outcome was never recorded. */

@@ -95,6 +95,11 @@ export interface GroupedWriter {
   deferred<T>(write: () => T): T;
   /** Like `deferred`, then commits the whole group before returning: durable on return. */
   durable<T>(write: () => T): T;
+  /**
+   * Like `deferred`; resolves once the group holding the write is committed and, with `sync: full`,
+   * fsynced (off the event loop). Concurrent callers share one commit and one fsync.
+   */
+  durableSoon(write: () => void): Promise<void>;
 }
 
 const writers = new WeakMap<Database.Database, GroupedWriter>();
@@ -330,6 +335,10 @@ export class Journal implements JournalApi {
     writers.set(db, {
       deferred: (write) => journal.write('ownership', write, { trackHealth: false }),
       durable: (write) => journal.write('ownership', write, { durable: true, trackHealth: false }),
+      durableSoon: (write) => {
+        journal.write('ownership', write, { trackHealth: false });
+        return journal.settled();
+      },
     });
     options.log.debug('journal opened', { path: file, sync: options.sync, pending: journal.pendingCount() });
     return journal;

@@ -409,11 +409,18 @@ describe('group commit of state changes', () => {
     expect(journal.commitCount).toBe(commits + 1);
     expect(committedKnown()).toEqual([{ labels: '["kind/bug"]' }]);
 
-    // The intent of a label write is committed (and fsynced) before intend() returns.
-    store.intend('acme/widgets', 1, [{ label: 'size/S', action: 'added', kind: 'rule', user: 'bot' }], { delivery: d.id });
+    // The intent of a label write is committed (and fsynced) before intend()'s promise resolves;
+    // the intents of concurrent evaluations share one commit and one fsync.
+    const before = { commits: journal.commitCount, syncs: journal.walSyncCount };
+    await Promise.all([
+      store.intend('acme/widgets', 1, [{ label: 'size/S', action: 'added', kind: 'rule', user: 'bot' }], { delivery: d.id }),
+      store.intend('acme/widgets', 2, [{ label: 'size/M', action: 'added', kind: 'rule', user: 'bot' }], { delivery: d.id }),
+    ]);
+    expect(journal.commitCount).toBe(before.commits + 1);
+    expect(journal.walSyncCount).toBe(before.syncs + 1);
     const reader = new Database(journal.path, { readonly: true });
     try {
-      expect(reader.prepare('SELECT label FROM triage_label_pending').all()).toEqual([{ label: 'size/S' }]);
+      expect(reader.prepare('SELECT label FROM triage_label_pending ORDER BY label').all()).toEqual([{ label: 'size/M' }, { label: 'size/S' }]);
     } finally {
       reader.close();
     }
