@@ -52,6 +52,8 @@ export async function runBackfill(options: BackfillOptions): Promise<BackfillSum
   const lists = await Promise.all(
     options.repos.map(async (full) => {
       const [owner, repo] = splitRepo(full);
+      // The repo's context loads while its issues are listed (one round trip less before the first evaluation).
+      options.evaluator.prepare?.(owner, repo, options.log);
       const issues = await options.gitea.listIssues(owner, repo, { state: 'open', ...(options.since ? { since: options.since } : {}) });
       return issues.map((issue) => ({ owner, repo, issue }));
     }),

@@ -52,6 +52,12 @@ export interface Evaluator {
    * `label_updated` echoes, which are never evaluated.
    */
   observe?(delivery: NewDelivery, payload: Record<string, unknown>): void;
+  /**
+   * Starts loading what evaluations of a repository need (its triage config, templates, labels), so
+   * that a sweep's listing of the repo's issues and that load overlap. Must not throw; a failed load
+   * is retried by the first evaluation that needs it.
+   */
+  prepare?(owner: string, repo: string, log: Logger): void;
 }
 
 /** An evaluation error that retrying cannot fix (e.g. a 404 for a deleted issue): dead-letter at once. */

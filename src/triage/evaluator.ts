@@ -120,6 +120,11 @@ export class TriageEvaluator implements Evaluator {
     }
   }
 
+  prepare(owner: string, repo: string, log: Logger): void {
+    // A failed load is dropped from the cache: the first evaluation of the repo loads it again and reports the error.
+    this.context.get(owner, repo, log).catch(() => undefined);
+  }
+
   async evaluate(item: WorkItem, log: Logger): Promise<EvaluationResult> {
     const { subject } = item;
     if (subject.kind === 'push') {
