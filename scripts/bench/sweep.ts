@@ -2,7 +2,8 @@
  * Sweep and scaling: a backlog of open issues triaged from scratch through the service's own evaluator
  * (`runBackfill`), against a simulated Gitea with a fixed latency. The "linear" mode is the same code
  * with the switches of the loop this project replaces: one issue at a time, no context cache, a new
- * TCP connection per request.
+ * TCP connection per request. The simulated Gitea runs in a child process (`SimProcess`), as a real
+ * Gitea runs elsewhere: its CPU is not charged to the evaluator's event loop.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,9 +13,8 @@ import { loadConfig } from '../../src/config/config.js';
 import { giteaClientFromConfig } from '../../src/gitea/client.js';
 import { Journal } from '../../src/journal/journal.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { SimGitea } from '../../src/simgitea/sim.js';
 import { createTriageEvaluator } from '../../src/triage/evaluator.js';
-import { seedWorld } from './world.js';
+import { SimProcess } from './sim-process.js';
 
 export interface SweepFigures {
   mode: string;
@@ -46,11 +46,11 @@ export interface SweepOptions {
 export const LINEAR_ENV = { CONCURRENCY: '1', BATCH_WINDOW_MS: '0', CONTEXT_TTL_MS: '0', GITEA_KEEP_ALIVE: 'false' };
 
 export async function runSweep(options: SweepOptions): Promise<SweepFigures> {
-  const sim = await SimGitea.start({ latencyMs: options.latencyMs, jitterMs: options.jitterMs, seed: options.seed ?? 7 });
+  const sim = await SimProcess.start({ latencyMs: options.latencyMs, jitterMs: options.jitterMs, seed: options.seed ?? 7 });
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-bench-sweep-'));
   const log = silentLogger();
   try {
-    const world = seedWorld(sim, options.repos, options.issuesPerRepo);
+    const world = await sim.seed(options.repos, options.issuesPerRepo);
     const config = loadConfig({
       GITEA_URL: sim.url,
       GITEA_TOKEN: sim.token,
@@ -61,9 +61,9 @@ export async function runSweep(options: SweepOptions): Promise<SweepFigures> {
     const journal = Journal.open({ dataDir, sync: config.journalSync, log });
     const gitea = giteaClientFromConfig(config, log);
     const evaluator = createTriageEvaluator({ journal, gitea, log, config, botLogin: () => sim.botLogin });
-    sim.resetStats();
+    await sim.resetStats();
     const summary = await runBackfill({ gitea, evaluator, repos: world.repos, concurrency: config.concurrency, log });
-    const stats = sim.stats();
+    const stats = await sim.stats();
     gitea.close();
     await journal.close();
     const issues = world.issues.length;
