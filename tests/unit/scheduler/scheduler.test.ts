@@ -145,6 +145,31 @@ const times = Array.from({ length: 30 }, (_, i) => new Date(Date.UTC(2024, 4, 1,
 const latest = times[times.length - 1]!;
 
 describe('Scheduler: one evaluation on the newest state', () => {
+
+  it("uses the receiver's parse of a payload instead of parsing the journaled body again; a retry parses the body", async () => {
+    const journal = openJournal();
+    let calls = 0;
+    const evaluator = new RecordingEvaluator(() => {
+      if (++calls === 1) throw new Error('transient');
+      return ok;
+    });
+    const s = scheduler({ journal, evaluator });
+    const [a, b] = [edit(8, '2026-01-01T00:00:01Z'), edit(8, '2026-01-01T00:00:02Z')];
+    await journalAll(journal, [a, b]);
+    const parsedByReceiver = JSON.parse(a.body) as Record<string, unknown>;
+    s.rememberPayload(a.id, parsedByReceiver); // b was not handed over: parsed from the journal
+
+    s.schedule(batchOf([a, b]));
+    await s.onIdle();
+
+    const [first, retry] = evaluator.itemsFor('acme/widgets#8');
+    expect(first!.deliveries[0]!.payload).toBe(parsedByReceiver);
+    expect(first!.deliveries[1]!.payload).toEqual(JSON.parse(b.body));
+    // The hand-over is used once: the retry reads both from the journal, with the same content.
+    expect(retry!.deliveries[0]!.payload).not.toBe(parsedByReceiver);
+    expect(retry!.deliveries[0]!.payload).toEqual(parsedByReceiver);
+    expect(retry!.attempt).toBe(2);
+  });
   it.each([
     ['shuffled', shuffle(times)],
     ['reverse', [...times].reverse()],
