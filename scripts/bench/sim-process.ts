@@ -26,6 +26,9 @@ export type SimRequest =
   | { id: number; op: 'reset' }
   | { id: number; op: 'close' };
 
+/** A request as the parent writes it: `call` adds the id. */
+type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
+
 export type SimReply =
   | { op: 'ready'; url: string; token: string; botLogin: string }
   | { id: number; ok: true; value?: unknown }
@@ -87,7 +90,7 @@ export class SimProcess {
     await gone;
   }
 
-  private call(request: SimRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never): Promise<unknown> {
+  private call(request: WithoutId<SimRequest>): Promise<unknown> {
     if (this.exited) return Promise.reject(this.exited);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {

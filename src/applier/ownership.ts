@@ -252,11 +252,7 @@ export class OwnershipStore {
    * concurrent evaluations share the journal's group commit and its fsync (off the event loop).
    */
   intend(repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta): Promise<void> {
-    const write = () => this.insertPending(repo.toLowerCase(), number, changes, meta);
-    const writer = groupedWriterFor(this.db);
-    if (writer) return writer.durableSoon(write);
-    write();
-    return Promise.resolve();
+    return this.durableSoon(() => this.insertPending(repo.toLowerCase(), number, changes, meta));
   }
 
   /** Writes sent before a crash, whose outcome was never recorded. */
@@ -371,5 +367,12 @@ export class OwnershipStore {
   private durable<T>(write: () => T): T {
     const writer = groupedWriterFor(this.db);
     return writer ? writer.durable(write) : write();
+  }
+
+  /** A write on disk when the promise resolves; concurrent ones share the group's commit and fsync. */
+  private async durableSoon(write: () => void): Promise<void> {
+    const writer = groupedWriterFor(this.db);
+    if (writer) await writer.durableSoon(write);
+    else write();
   }
 }
