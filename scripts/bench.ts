@@ -120,7 +120,7 @@ async function scaling() {
   printTable(
     `Scaling: drain time of ${figures[0]!.issues} issues by CONCURRENCY; bound = requests × mean latency ÷ concurrency`,
     ['concurrency', 'drain', 'bound', 'drain ÷ bound', 'requests', 'TCP conns'],
-    figures.map((f) => [f.concurrency, ms(f.wallMs), ms(f.boundMs), n2(f.wallMs / f.boundMs), f.requests, f.connections]),
+    figures.map((f) => [f.concurrency, ms(f.wallMs), ms(f.boundMs), f.boundMs > 0 ? n2(f.wallMs / f.boundMs) : '-', f.requests, f.connections]),
   );
   const svg = lineChartSvg(
     `Drain time of ${figures[0]!.issues} issues, Gitea latency ${opts.latency} ms (+≤${opts.jitter})`,
