@@ -65,6 +65,11 @@ describe('Gitea faults', () => {
     // …within the bound: no request was retried more than GITEA_RETRIES times.
     expect(maxRetriedAttempt(w)).toBeLessThanOrEqual(RETRIES);
     expect(retries / (requests - retries)).toBeLessThanOrEqual(RETRIES);
+    // The figure for the README and the notes (not an assertion: it depends on the fault mix).
+    console.log(
+      `gitea faults: ${answers.length} deliveries, ${requests - retries} calls, ${retries} retries ` +
+        `(${(retries / (requests - retries)).toFixed(2)} per call, at most ${maxRetriedAttempt(w)} for one call; GITEA_RETRIES ${RETRIES})`,
+    );
   }, 40_000);
 
   it('acknowledges webhooks while Gitea is down, opens the circuit, says so on /readyz and /metrics, and catches up when Gitea is back', async () => {
