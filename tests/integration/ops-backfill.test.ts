@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { OwnershipStore } from '../../src/applier/ownership.js';
 import { Journal } from '../../src/journal/journal.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { backfillMain } from '../../src/ops/backfill-cli.js';
+import { backfillMain } from '../../src/tools/backfill-cli.js';
 import { SimGitea } from '../../src/simgitea/sim.js';
 import { runMain, simEnv, tempDir } from './ops-harness.js';
 import { seedTriagedRepo } from './triage-harness.js';

@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { backfillMain } from '../../src/ops/backfill-cli.js';
-import { explainMain } from '../../src/ops/explain-cli.js';
-import { exportMain } from '../../src/ops/export-cli.js';
-import { replayMain } from '../../src/ops/replay-cli.js';
+import { backfillMain } from '../../src/tools/backfill-cli.js';
+import { explainMain } from '../../src/tools/explain-cli.js';
+import { exportMain } from '../../src/tools/export-cli.js';
+import { replayMain } from '../../src/tools/replay-cli.js';
 import { spawnTs } from '../helpers/process.js';
 import { runMain, tempDir } from './ops-harness.js';
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { explainMain } from '../../src/ops/explain-cli.js';
+import { explainMain } from '../../src/tools/explain-cli.js';
 import { runMain, toolEnv } from './ops-harness.js';
 import { seedTriagedRepo, startTriage, type TriageHarness } from './triage-harness.js';
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { replayMain } from '../../src/ops/replay-cli.js';
+import { replayMain } from '../../src/tools/replay-cli.js';
 import { loadFixture } from '../helpers/signing.js';
 import { waitFor } from '../helpers/wait.js';
 import { runMain, toolEnv } from './ops-harness.js';

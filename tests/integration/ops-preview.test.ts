@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { OwnershipStore } from '../../src/applier/ownership.js';
-import { replayMain } from '../../src/ops/replay-cli.js';
+import { replayMain } from '../../src/tools/replay-cli.js';
 import { runMain, tempDir, toolEnv } from './ops-harness.js';
 import { seedTriagedRepo, startTriage, TRIAGE_YML, type TriageHarness } from './triage-harness.js';
 

@@ -6,7 +6,7 @@ import { loadConfig, type Config } from '../config/config.js';
 import type { GiteaApi } from '../gitea/api.js';
 import { Journal } from '../journal/journal.js';
 import { createLogger, type Logger } from '../log/logger.js';
-import { describeError as errorText, loadToolConfig, ToolError, type ToolVariable } from '../tools/cli.js';
+import { describeError as errorText, loadToolConfig, ToolError, type ToolVariable } from './cli.js';
 
 /**
  * A whole {@link Config} for a tool that runs the service's evaluator (`createTriageEvaluator` takes

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { Command } from 'commander';
 import { Journal } from '../journal/journal.js';
-import { GITEA_VARIABLES, describeError, parseArgs, runTool, ToolError, toolGiteaClient, type ToolIO } from '../tools/cli.js';
+import { GITEA_VARIABLES, describeError, parseArgs, runTool, ToolError, toolGiteaClient, type ToolIO } from './cli.js';
 import { backfill, renderBackfillSummary, renderBackfillTable } from './backfill-tool.js';
 import { parseRepoRef } from './filter.js';
 import { createProgress } from './progress.js';

@@ -3,7 +3,7 @@ import { type BackfillRow, type BackfillSummary, runBackfill } from '../backfill
 import type { GiteaApi } from '../gitea/api.js';
 import type { Logger } from '../log/logger.js';
 import type { Evaluator } from '../scheduler/types.js';
-import { describeError as errorText, ToolError } from '../tools/cli.js';
+import { describeError as errorText, ToolError } from './cli.js';
 
 /**
  * The repositories to sweep: those named, then every repository of each organisation

@@ -1,7 +1,7 @@
 import type { JournalFilter } from '../journal/api.js';
 import type { StoredDelivery } from '../journal/types.js';
 import { parseSubject } from '../subject.js';
-import { ToolError } from '../tools/cli.js';
+import { ToolError } from './cli.js';
 
 /**
  * Which recorded deliveries a tool works on (`replay`, `export`): at most one of id, issue or repo,

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { parseArgs, runTool, ToolError, type ToolIO } from '../tools/cli.js';
+import { parseArgs, runTool, ToolError, type ToolIO } from './cli.js';
 import { journalDeliveries, writeExport } from './deliveries.js';
 import { type DeliveryFilter, parseDeliveryFilter } from './filter.js';
 import { createToolLog, journalFile, openExistingJournal, toolServiceConfig } from './runtime.js';

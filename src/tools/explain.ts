@@ -3,7 +3,7 @@ import { type KnownLabels, type LabelEvent, type OwnedLabel, OwnershipStore } fr
 import type { JournalApi } from '../journal/api.js';
 import type { DeliveryState } from '../journal/types.js';
 import { parseSubject } from '../subject.js';
-import { ToolError } from '../tools/cli.js';
+import { ToolError } from './cli.js';
 import { RECONCILE_ID_PREFIX } from '../reconcile/reconcile.js';
 
 /** One delivery of the issue, as the journal recorded it. */

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import type { StoredDelivery } from '../journal/types.js';
-import { GITEA_VARIABLES, parseArgs, runTool, ToolError, toolGiteaClient, type ToolIO } from '../tools/cli.js';
+import { GITEA_VARIABLES, parseArgs, runTool, ToolError, toolGiteaClient, type ToolIO } from './cli.js';
 import { fileDeliveries, journalDeliveries } from './deliveries.js';
 import { type DeliveryFilter, parseDeliveryFilter } from './filter.js';
 import { createProgress, type Progress } from './progress.js';

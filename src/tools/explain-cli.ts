@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { parseArgs, runTool, type ToolIO } from '../tools/cli.js';
+import { parseArgs, runTool, type ToolIO } from './cli.js';
 import { issueStory, renderStory } from './explain.js';
 import { parseIssueRef } from './filter.js';
 import { createToolLog, openExistingJournal, toolServiceConfig } from './runtime.js';
