@@ -42,7 +42,7 @@ import { loadConfig } from '../src/config/config.js';
 import { createLogger } from '../src/log/logger.js';
 import type { Evaluator } from '../src/scheduler/types.js';
 import { SimGitea } from '../src/simgitea/index.js';
-import { FIXTURE_SECRET, fixtureDelivery } from '../tests/helpers/signing.js';
+import { BENCH_SECRET, benchDelivery } from './bench/deliveries.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(SELF), '..');
@@ -112,15 +112,12 @@ export function deliveryPool(): { headers: Record<string, string>; body: Buffer 
   const pool: { headers: Record<string, string>; body: Buffer }[] = [];
   for (let i = 0; i < 1000; i++) {
     const number = 1 + (i % 250);
-    const d = fixtureDelivery(kinds[i % kinds.length]!, {
-      mutate: (b) => {
+    pool.push(
+      benchDelivery(kinds[i % kinds.length]!, (b) => {
         b.issue.number = number;
         if (b.number !== undefined) b.number = number;
-      },
-    });
-    const headers = { ...d.headers };
-    delete headers['Content-Length']; // autocannon sets it
-    pool.push({ headers, body: d.body });
+      }),
+    );
   }
   return pool;
 }
@@ -465,7 +462,7 @@ async function serve(target: Target, journalSync: 'full' | 'normal'): Promise<vo
     app.post('/webhook', express.raw({ type: () => true, limit: 5_242_880 }), async (req, res) => {
       const body = (req.body as Buffer).toString('utf8');
       const signature = req.headers['x-hub-signature-256'];
-      if (typeof signature !== 'string' || !(await verify(FIXTURE_SECRET, body, signature))) {
+      if (typeof signature !== 'string' || !(await verify(BENCH_SECRET, body, signature))) {
         res.status(401).json({ error: 'signature does not match' });
         return;
       }
@@ -486,14 +483,14 @@ async function serve(target: Target, journalSync: 'full' | 'normal'): Promise<vo
   const config = loadConfig({
     GITEA_URL: gitea.url,
     GITEA_TOKEN: gitea.token,
-    WEBHOOK_SECRET: FIXTURE_SECRET,
+    WEBHOOK_SECRET: BENCH_SECRET,
     PORT: '0',
     HOST: '127.0.0.1',
     DATA_DIR: dataDir,
     JOURNAL_SYNC: journalSync,
   });
   const logFile = fs.createWriteStream(path.join(dataDir, 'service.log'));
-  const log = createLogger({ level: config.logLevel, format: config.logFormat, stream: logFile, redact: [config.giteaToken, FIXTURE_SECRET] });
+  const log = createLogger({ level: config.logLevel, format: config.logFormat, stream: logFile, redact: [config.giteaToken, BENCH_SECRET] });
   const noop: Evaluator = { evaluate: async () => ({ added: [], removed: [], note: 'bench' }) };
   const service = await createService({ config, log, evaluator: noop });
   const { url } = await service.listen();

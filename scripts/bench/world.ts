@@ -2,7 +2,7 @@
  * The benchmark's world: a simulated Gitea seeded with repositories that opt into triage, their
  * labels, an issue template, and issues whose titles and bodies exercise every issue rule.
  */
-import fs from 'node:fs';
+import { loadPayload } from './deliveries.js';
 import { SimGitea } from '../../src/simgitea/sim.js';
 
 export const ORG = 'bench';
@@ -101,6 +101,5 @@ export function editedPayload(
 }
 
 export function loadFixtureBody(file: string): Record<string, unknown> {
-  const url = new URL(`../../tests/fixtures/payloads/${file}`, import.meta.url);
-  return (JSON.parse(fs.readFileSync(url, 'utf8')) as { body: Record<string, unknown> }).body;
+  return loadPayload(file.replace(/\.json$/, '')).body;
 }

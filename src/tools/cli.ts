@@ -1,4 +1,3 @@
-import { Readable, Writable } from 'node:stream';
 import { CommanderError, type Command } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config/config.js';
 import { type GiteaClient, giteaClientFromConfig } from '../gitea/client.js';
@@ -27,27 +26,6 @@ export interface ToolIO {
   stderr: NodeJS.WritableStream;
   /** Absent when the tool must not read stdin. */
   stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
-}
-
-/** A {@link ToolIO} whose output is kept in memory (tests, and tools calling tools). */
-export function captureIO(stdinText?: string): ToolIO & { out(): string; err(): string } {
-  let out = '';
-  let err = '';
-  const sink = (append: (text: string) => void) =>
-    new Writable({
-      write(chunk: Buffer | string, _enc, done) {
-        append(chunk.toString());
-        done();
-      },
-    });
-  const io: ToolIO & { out(): string; err(): string } = {
-    stdout: sink((t) => (out += t)),
-    stderr: sink((t) => (err += t)),
-    out: () => out,
-    err: () => err,
-  };
-  if (stdinText !== undefined) io.stdin = Readable.from([stdinText]);
-  return io;
 }
 
 /**

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { SimGitea } from '../../src/simgitea/sim.js';
-import { captureIO } from '../../src/tools/cli.js';
+import { captureIO } from '../helpers/capture-io.js';
 import { SECRET, type TriageHarness } from './triage-harness.js';
 
 /** The environment an operator tool would run with next to the harness's service (its DATA_DIR, its Gitea). */

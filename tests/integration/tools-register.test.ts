@@ -7,7 +7,7 @@ import { GiteaClient } from '../../src/gitea/client.js';
 import type { GiteaHook } from '../../src/gitea/types.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { SimGitea } from '../../src/simgitea/index.js';
-import { captureIO } from '../../src/tools/cli.js';
+import { captureIO } from '../helpers/capture-io.js';
 import { SERVICE_EVENTS } from '../../src/tools/hook-events.js';
 import {
   formatRegisterReport,

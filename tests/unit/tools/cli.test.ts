@@ -2,7 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import { Command } from 'commander';
 import { ConfigError } from '../../../src/config/config.js';
 import { GiteaError } from '../../../src/gitea/errors.js';
-import { captureIO, describeError, loadToolConfig, parseArgs, runTool, ToolError } from '../../../src/tools/cli.js';
+import { describeError, loadToolConfig, parseArgs, runTool, ToolError } from '../../../src/tools/cli.js';
+import { captureIO } from '../../helpers/capture-io.js';
 
 describe('loadToolConfig', () => {
   it('parses only the variables the tool needs, with loadConfig’s validation and defaults', () => {

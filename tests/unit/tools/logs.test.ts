@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { createLogger, LogCapture } from '../../../src/log/logger.js';
-import { captureIO } from '../../../src/tools/cli.js';
+import { captureIO } from '../../helpers/capture-io.js';
 import { buildTimeline, clockTime, formatDuration, logsMain, parseIssueArg, selectRecords, summarize } from '../../../src/tools/logs.js';
 
 const D1 = '6f1c2a8e-0000-4000-8000-000000000001';
