@@ -17,6 +17,7 @@ import { Reconciler, type ReconcilerOptions } from './reconcile/reconcile.js';
 import type { ReceiverDeps } from './receiver/receive.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import type { EvaluationResult, Evaluator, WorkItem } from './scheduler/types.js';
+import { errorText } from './errors.js';
 
 /** A Gitea API, optionally with the client's circuit state (`GiteaClient.health()`). */
 export type GiteaWithHealth = GiteaApi & { health?(): { state: string; consecutiveFailures?: number } };
@@ -362,8 +363,4 @@ function connectableHost(host: string): string {
   if (host === '0.0.0.0' || host === '') return '127.0.0.1';
   if (host === '::') return '[::1]';
   return host.includes(':') ? `[${host}]` : host;
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -4,6 +4,7 @@ import { createService, type Service } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config/config.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { createTriageEvaluator } from './triage/evaluator.js';
+import { errorText } from './errors.js';
 
 /**
  * Entry point: `node dist/main.js` in production (`npm start` runs this file through tsx). Invalid
@@ -106,10 +107,6 @@ function installCrashLogging(log: Logger): void {
 function exitSoon(code: number, afterMs = 100): void {
   process.exitCode = code;
   setTimeout(() => process.exit(code), afterMs).unref();
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 main().catch((error: unknown) => {

@@ -5,6 +5,7 @@ import type { Logger } from '../log/logger.js';
 import type { JournalApi, JournalFilter } from './api.js';
 import { BackgroundCheckpointer } from './checkpointer.js';
 import type { DeliveryState, NewDelivery, StoredDelivery } from './types.js';
+import { errorText } from '../errors.js';
 
 export interface JournalOptions {
   /** Directory of `journal.db`; created if missing. */
@@ -289,7 +290,7 @@ export class Journal implements JournalApi {
     try {
       fs.mkdirSync(dir, { recursive: true });
     } catch (error) {
-      throw new Error(`journal: cannot create data directory ${dir}: ${messageOf(error)}`);
+      throw new Error(`journal: cannot create data directory ${dir}: ${errorText(error)}`);
     }
     let db: Database.Database | undefined;
     try {
@@ -308,7 +309,7 @@ export class Journal implements JournalApi {
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     } catch (error) {
       db?.close();
-      throw new Error(`journal: cannot open ${file} for writing: ${messageOf(error)}`);
+      throw new Error(`journal: cannot open ${file} for writing: ${errorText(error)}`);
     }
     let walFd: number | undefined;
     if (options.sync === 'full') {
@@ -326,7 +327,7 @@ export class Journal implements JournalApi {
         db.pragma('synchronous = FULL');
         options.log.warn('journal: WAL fsync off the event loop unavailable, SQLite syncs each commit', {
           path: file,
-          error: messageOf(error),
+          error: errorText(error),
         });
       }
     }
@@ -487,7 +488,7 @@ export class Journal implements JournalApi {
         },
       });
     } catch (error) {
-      this.log.warn('journal checkpointer not started: checkpointing on the main thread', { path: this.path, error: messageOf(error) });
+      this.log.warn('journal checkpointer not started: checkpointing on the main thread', { path: this.path, error: errorText(error) });
       this.checkpointerOptions = false;
       return;
     }
@@ -716,7 +717,7 @@ export class Journal implements JournalApi {
       this.log.error('journal write failed', {
         operation: what,
         path: this.path,
-        error: messageOf(error),
+        error: errorText(error),
         ...(deliveries ? { deliveries } : {}),
       });
     }
@@ -772,8 +773,4 @@ function syncDirectory(dir: string): void {
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

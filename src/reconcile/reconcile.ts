@@ -6,6 +6,7 @@ import type { JournalApi } from '../journal/api.js';
 import type { NewDelivery } from '../journal/types.js';
 import type { Logger } from '../log/logger.js';
 import { issueSubject } from '../subject.js';
+import { errorText } from '../errors.js';
 
 /** The `action` of a synthetic delivery made by a sweep (event `issues`, like Gitea's issue events). */
 export const RECONCILED_ACTION = 'reconciled';
@@ -389,11 +390,4 @@ function rfc3339Seconds(ms: number): string {
 function nonNegative(value: number, name: string): number {
   if (!Number.isFinite(value) || value < 0) throw new RangeError(`reconcile ${name} must be a number >= 0, got ${value}`);
   return value;
-}
-
-function errorText(error: unknown): string {
-  if (typeof error === 'object' && error !== null && typeof (error as { message?: unknown }).message === 'string') {
-    return (error as { message: string }).message;
-  }
-  return String(error);
 }

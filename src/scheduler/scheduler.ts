@@ -7,6 +7,7 @@ import type { StoredDelivery } from '../journal/types.js';
 import type { Logger } from '../log/logger.js';
 import { parseSubject, repoOf } from '../subject.js';
 import type { DeliveryInput, EvaluationResult, Evaluator, WorkItem } from './types.js';
+import { errorText } from '../errors.js';
 
 export interface SchedulerHooks {
   /** After each evaluation: `done`, `retry` (scheduled again later) or `failed` (dead-lettered). */
@@ -216,7 +217,7 @@ export class Scheduler {
     try {
       await this.settled();
     } catch (error) {
-      this.log.warn('journal commit failed while stopping: those deliveries stay pending', { error: messageOf(error) });
+      this.log.warn('journal commit failed while stopping: those deliveries stay pending', { error: errorText(error) });
     }
     this.checkIdle();
     return this.active === 0;
@@ -250,7 +251,7 @@ export class Scheduler {
     this.log.error('evaluation not recorded: journal commit failed; evaluating again', {
       subject,
       batch,
-      error: messageOf(error),
+      error: errorText(error),
       ...(retryInMs !== undefined ? { retryInMs } : {}),
     });
     if (entry) {
@@ -292,7 +293,7 @@ export class Scheduler {
         entry.phase = 'queued';
         this.queuedInPQueue++;
         this.queue.add(() => this.run(subject, entry)).catch((error: unknown) => {
-          this.log.error('scheduler task failed', { subject, error: messageOf(error) });
+          this.log.error('scheduler task failed', { subject, error: errorText(error) });
         });
       }
     }
@@ -304,7 +305,7 @@ export class Scheduler {
     try {
       page = this.journal.pendingSubjects(this.pageSize, this.resumeAfter);
     } catch (error) {
-      this.log.error('resume failed: cannot read pending subjects', { error: messageOf(error) });
+      this.log.error('resume failed: cannot read pending subjects', { error: errorText(error) });
       this.resumeAfter = undefined;
       return;
     }
@@ -341,7 +342,7 @@ export class Scheduler {
       this.log.error('evaluation bookkeeping failed: journal unavailable', {
         subject,
         batch: entry.batch,
-        error: messageOf(error),
+        error: errorText(error),
         retryInMs,
       });
       next = { retryInMs };
@@ -479,7 +480,7 @@ export class Scheduler {
       return undefined;
     }
 
-    const error = messageOf(failure);
+    const error = errorText(failure);
     const permanent = (failure as { permanent?: unknown } | null)?.permanent === true;
     if (permanent || attempt >= this.maxAttempts) {
       this.journal.markFailed(ids, error);
@@ -509,7 +510,7 @@ export class Scheduler {
     try {
       fn();
     } catch (error) {
-      this.log.warn('scheduler hook failed', { error: messageOf(error) });
+      this.log.warn('scheduler hook failed', { error: errorText(error) });
     }
   }
 
@@ -541,7 +542,7 @@ function parsePayload(row: StoredDelivery): Record<string, unknown> | string {
   try {
     payload = JSON.parse(row.body);
   } catch (error) {
-    return `payload is not valid JSON: ${messageOf(error)}`;
+    return `payload is not valid JSON: ${errorText(error)}`;
   }
   if (!payload || typeof payload !== 'object' || Array.isArray(payload)) return 'payload is not a JSON object';
   return payload as Record<string, unknown>;
@@ -565,9 +566,4 @@ function timeOf(iso: string | null): number {
 function first(set: Set<string>): string | undefined {
   for (const value of set) return value;
   return undefined;
-}
-
-function messageOf(error: unknown): string {
-  if (error instanceof Error) return error.message || error.name;
-  return String(error);
 }

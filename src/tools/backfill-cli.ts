@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import { Command } from 'commander';
+import { errorText } from '../errors.js';
 import { Journal } from '../journal/journal.js';
-import { GITEA_VARIABLES, describeError, parseArgs, runTool, ToolError, toolGiteaClient, type ToolIO } from './cli.js';
+import { GITEA_VARIABLES, parseArgs, runTool, ToolError, toolGiteaClient, type ToolIO } from './cli.js';
 import { backfill, renderBackfillSummary, renderBackfillTable } from './backfill-tool.js';
 import { parseRepoRef } from './filter.js';
 import { createProgress } from './progress.js';
@@ -70,7 +71,7 @@ export async function backfillMain(argv: readonly string[], env: Readonly<Record
       try {
         if (!options.dryRun || fs.existsSync(journalFile(config.dataDir))) journal = Journal.open({ dataDir: config.dataDir, sync: 'normal', log });
       } catch (error) {
-        throw new ToolError(describeError(error));
+        throw new ToolError(errorText(error));
       }
       const gitea = toolGiteaClient(config, log);
       const progress = createProgress({ label: BACKFILL_TOOL, stream: io.stderr });

@@ -3,7 +3,8 @@ import { type BackfillRow, type BackfillSummary, runBackfill } from '../backfill
 import type { GiteaApi } from '../gitea/api.js';
 import type { Logger } from '../log/logger.js';
 import type { Evaluator } from '../scheduler/types.js';
-import { describeError as errorText, ToolError } from './cli.js';
+import { errorText } from '../errors.js';
+import { ToolError } from './cli.js';
 
 /**
  * The repositories to sweep: those named, then every repository of each organisation

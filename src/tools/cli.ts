@@ -1,5 +1,6 @@
 import { CommanderError, type Command } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config/config.js';
+import { errorText } from '../errors.js';
 import { type GiteaClient, giteaClientFromConfig } from '../gitea/client.js';
 import { createLogger, silentLogger, type Logger } from '../log/logger.js';
 
@@ -53,19 +54,6 @@ export function parseArgs(program: Command, argv: readonly string[], io: ToolIO)
   return program.opts();
 }
 
-/** One line describing any failure: no stack, no newline, secrets masked. */
-export function describeError(error: unknown, secrets: readonly string[] = []): string {
-  let text: string;
-  if (error instanceof ConfigError) text = `${error.variable}: ${error.expected}`;
-  else if (error instanceof Error) text = error.message || error.name;
-  else text = String(error);
-  text = text.replace(/\s*\n\s*/g, ' ').trim();
-  for (const secret of secrets) {
-    if (secret.length >= 4) text = text.split(secret).join('[redacted]');
-  }
-  return text;
-}
-
 /**
  * Runs a tool's body: its resolved number is the exit code (default 0). Any error becomes one line
  * `<tool>: <reason>` on stderr and exit code 1 (or the {@link ToolError}'s code). `secrets()` is asked
@@ -80,7 +68,7 @@ export async function runTool(
   try {
     return (await body()) ?? 0;
   } catch (error) {
-    io.stderr.write(`${tool}: ${describeError(error, secrets())}\n`);
+    io.stderr.write(`${tool}: ${errorText(error, secrets())}\n`);
     return error instanceof ToolError ? error.exitCode : 1;
   }
 }

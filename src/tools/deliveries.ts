@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import type { JournalApi } from '../journal/api.js';
 import type { DeliveryState, StoredDelivery } from '../journal/types.js';
 import { classify } from '../receiver/classify.js';
-import { describeError as errorText, ToolError } from './cli.js';
+import { errorText } from '../errors.js';
+import { ToolError } from './cli.js';
 import { type DeliveryFilter, matchesFilter, toJournalFilter } from './filter.js';
 
 /**

@@ -13,7 +13,8 @@ import type { EvaluationResult, Evaluator, WorkItem } from '../scheduler/types.j
 import { parseTriageConfig } from '../triage/config.js';
 import { createTriageEvaluator, TriageEvaluator } from '../triage/evaluator.js';
 import type { Reason } from '../triage/types.js';
-import { describeError as errorText, ToolError } from './cli.js';
+import { errorText } from '../errors.js';
+import { ToolError } from './cli.js';
 import { MemoryJournal } from './memory-journal.js';
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import { loadConfig, type Config } from '../config/config.js';
 import type { GiteaApi } from '../gitea/api.js';
 import { Journal } from '../journal/journal.js';
 import { createLogger, type Logger } from '../log/logger.js';
-import { describeError as errorText, loadToolConfig, ToolError, type ToolVariable } from './cli.js';
+import { errorText } from '../errors.js';
+import { loadToolConfig, ToolError, type ToolVariable } from './cli.js';
 
 /**
  * A whole {@link Config} for a tool that runs the service's evaluator (`createTriageEvaluator` takes

@@ -15,6 +15,7 @@ import { parseCommands } from './commands.js';
 import { parseTriageConfig } from './config.js';
 import { decide } from './decide.js';
 import type { AllowedCommand, SubjectState, TriageConfig } from './types.js';
+import { errorText } from '../errors.js';
 
 export interface TriageEvaluatorOptions {
   gitea: GiteaApi;
@@ -370,14 +371,6 @@ export class TriageEvaluator implements Evaluator {
 
 function labelsOf(issue: GiteaIssue): GiteaIssue['labels'] {
   return Array.isArray(issue.labels) ? issue.labels : [];
-}
-
-function errorText(error: unknown): string {
-  // Not `instanceof Error`: errors from Node's own modules can come from another realm (e.g. under jest).
-  if (typeof error === 'object' && error !== null && typeof (error as { message?: unknown }).message === 'string') {
-    return (error as { message: string }).message;
-  }
-  return String(error);
 }
 
 export interface TriageParts {

@@ -1,8 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { Command } from 'commander';
-import { ConfigError } from '../../../src/config/config.js';
 import { GiteaError } from '../../../src/gitea/errors.js';
-import { describeError, loadToolConfig, parseArgs, runTool, ToolError } from '../../../src/tools/cli.js';
+import { loadToolConfig, parseArgs, runTool, ToolError } from '../../../src/tools/cli.js';
 import { captureIO } from '../../helpers/capture-io.js';
 
 describe('loadToolConfig', () => {
@@ -25,14 +24,7 @@ describe('loadToolConfig', () => {
   });
 });
 
-describe('describeError and runTool', () => {
-  it('makes one line of any error, masking secrets', () => {
-    expect(describeError(new ConfigError('PORT', 'an integer from 0 to 65535'))).toBe('PORT: an integer from 0 to 65535');
-    expect(describeError(new Error('first\n   second'))).toBe('first second');
-    expect(describeError(new Error('token abcd1234 refused'), ['abcd1234'])).toBe('token [redacted] refused');
-    expect(describeError('plain')).toBe('plain');
-  });
-
+describe('runTool', () => {
   it('prints `<tool>: <reason>` once on stderr and returns the exit code', async () => {
     const io = captureIO();
     const gitea = new GiteaError({ message: 'GET /repos/a/b/hooks → 404: Not Found', method: 'GET', path: '/repos/a/b/hooks', status: 404, transient: false });
