@@ -17,6 +17,7 @@ import {
   reprocessFailed,
   serviceEvaluator,
   summarizeDecisions,
+  summarizeSent,
   webhookUrl,
 } from './replay.js';
 import { botIdentity, createToolLog, journalFile, openExistingJournal, scratchDatabase, toolServiceConfig } from './runtime.js';
@@ -140,8 +141,9 @@ export async function replayMain(argv: readonly string[], env: Readonly<Record<s
           });
           progress?.stop();
           if (progress) for (const s of sent) io.stdout.write(`${renderSent(s)}\n`);
-          const refused = sent.filter((s) => s.status === undefined || s.status < 200 || s.status >= 300);
-          io.stdout.write(`${sent.length} ${sent.length === 1 ? 'delivery' : 'deliveries'} sent to ${mode.url}: ${sent.length - refused.length} accepted\n`);
+          io.stdout.write(`${summarizeSent(sent, mode.url)}\n`);
+          // A duplicate is not a failure (the receiver has the delivery), but it is not reported as accepted.
+          const refused = sent.filter((s) => s.outcome === 'refused' || s.outcome === 'no answer');
           if (refused.length > 0) {
             const first = refused[0]!;
             throw new ToolError(`${refused.length} of ${sent.length} deliveries were not accepted (first: ${first.status ?? 'no answer'} ${first.answer})`);

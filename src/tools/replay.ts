@@ -57,6 +57,22 @@ export interface SentDelivery {
   status?: number;
   /** The receiver's answer (`accepted`, `duplicate`, `ignored`, or its `error`), or the network error. */
   answer: string;
+  /** What the receiver did with it, from its status and answer: see {@link sentOutcome}. */
+  outcome: SentOutcome;
+}
+
+/**
+ * `accepted` (202, journaled for evaluation), `ignored` (202, journaled, nothing to evaluate),
+ * `duplicate` (200: the receiver had this delivery id already and did nothing), `refused` (any other
+ * answer), `no answer` (network error or timeout). See src/receiver/receive.ts `receiveDelivery`.
+ */
+export type SentOutcome = 'accepted' | 'ignored' | 'duplicate' | 'refused' | 'no answer';
+
+export function sentOutcome(status: number | undefined, answer: string): SentOutcome {
+  if (status === undefined) return 'no answer';
+  if (status === 202) return answer === 'ignored' ? 'ignored' : 'accepted';
+  if (status === 200 && answer === 'duplicate') return 'duplicate';
+  return 'refused';
 }
 
 /**
@@ -71,7 +87,7 @@ export async function replayToUrl(
   const out: SentDelivery[] = [];
   for (const row of rows) {
     const id = options.sameId ? row.id : randomUUID();
-    const sent: SentDelivery = { original: row.id, sent: id, event: row.event, action: row.action, subject: row.subject, answer: '' };
+    const sent: SentDelivery = { original: row.id, sent: id, event: row.event, action: row.action, subject: row.subject, answer: '', outcome: 'no answer' };
     try {
       const res = await fetch(options.url, {
         method: 'POST',
@@ -83,9 +99,10 @@ export async function replayToUrl(
       const text = await res.text();
       sent.answer = answerOf(text);
     } catch (error) {
-      const cause = (error as { cause?: unknown }).cause;
-      sent.answer = cause ? errorText(cause) : errorText(error);
+      // fetch's "fetch failed" says little; errorText adds its cause (ECONNREFUSED, a timeout…).
+      sent.answer = errorText(error);
     }
+    sent.outcome = sentOutcome(sent.status, sent.answer);
     out.push(sent);
     options.onSent?.(sent);
   }
@@ -101,6 +118,17 @@ function answerOf(text: string): string {
     // not JSON: show the start of it
   }
   return text.slice(0, 120).replace(/\s+/g, ' ');
+}
+
+/** `N deliveries sent to URL: a accepted, d duplicate, …` (only the outcomes that occurred; accepted always). */
+export function summarizeSent(sent: readonly SentDelivery[], url: string): string {
+  const counts = new Map<SentOutcome, number>([['accepted', 0]]);
+  for (const s of sent) counts.set(s.outcome, (counts.get(s.outcome) ?? 0) + 1);
+  const order: SentOutcome[] = ['accepted', 'ignored', 'duplicate', 'refused', 'no answer'];
+  const parts = order.filter((o) => counts.has(o)).map((o) => `${counts.get(o)} ${o}`);
+  const duplicates = counts.get('duplicate') ?? 0;
+  const note = duplicates > 0 ? ` (a duplicate was already in the receiver's journal and was not evaluated again)` : '';
+  return `${sent.length} ${sent.length === 1 ? 'delivery' : 'deliveries'} sent to ${url}: ${parts.join(', ')}${note}`;
 }
 
 export function renderSent(s: SentDelivery): string {

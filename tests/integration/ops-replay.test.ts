@@ -118,6 +118,10 @@ describe('export → replay --from', () => {
 
     const again = await runMain(replayMain, ['--from', file, '--id', openedId, '--same-id', '--url', `${b.url}/webhook`], { WEBHOOK_SECRET: 'triage-test-secret' });
     expect(again.lines[0]).toBe(`${openedId}  issues/opened  ${ORG}/${REPO}#${n}  200 duplicate`);
+    // The summary says what the receiver did: it had the delivery, so nothing was accepted.
+    expect(again.lines.at(-1)).toBe(
+      `1 delivery sent to ${b.url}/webhook: 0 accepted, 1 duplicate (a duplicate was already in the receiver's journal and was not evaluated again)`,
+    );
     expect(again.code).toBe(0);
   });
 
