@@ -271,7 +271,9 @@ async function planLabels(gitea: GiteaApi, full: string): Promise<LabelPlan> {
   }
   const names = [...new Set(configLabelNames(parsed.config))];
   const [repoLabels, orgLabels] = await Promise.all([gitea.listRepoLabels(owner, repo), gitea.listOrgLabels(owner)]);
-  const have = new Set<string>([...repoLabels, ...(orgLabels ?? [])].map((l: GiteaLabel) => l.name));
+  const known = [...repoLabels, ...(orgLabels ?? [])];
+  const have = new Set<string>(known.map((l: GiteaLabel) => l.name));
+  const sizeLabels = new Set(parsed.config.size?.labels.keys() ?? []);
   return {
     file: found.path,
     owner,
@@ -279,8 +281,27 @@ async function planLabels(gitea: GiteaApi, full: string): Promise<LabelPlan> {
     existing: names.filter((n) => have.has(n)),
     missing: names
       .filter((n) => !have.has(n))
-      .map((name) => ({ name, exclusive: labelScope(name) !== undefined, color: labelColor(name) })),
+      .map((name) => ({ name, exclusive: createExclusive(name, sizeLabels, known), color: labelColor(name) })),
   };
+}
+
+/**
+ * Whether a label the tool creates is exclusive. Gitea's exclusivity is per label: adding an exclusive
+ * label drops the issue's other exclusive labels of the same scope, the name up to the last `/`
+ * (models/issues/label.go `Label.ExclusiveScope`, models/issues/issue_label.go
+ * `RemoveDuplicateExclusiveIssueLabels`, v1.21.11–v1.25.4). So an exclusive label is only right where
+ * one label per scope is meant:
+ * - a size label: the config gives a pull request one size, so its scope is exclusive;
+ * - any other scoped label: like the labels of its scope that exist already (repo and org), exclusive
+ *   only if all of them are; a new scope is not exclusive, so `area/docs` and `area/api` can both stay;
+ * - an unscoped label: never (Gitea ignores the flag there).
+ */
+export function createExclusive(name: string, sizeLabels: ReadonlySet<string>, existing: readonly Pick<GiteaLabel, 'name' | 'exclusive'>[]): boolean {
+  const scope = labelScope(name);
+  if (scope === undefined) return false;
+  if (sizeLabels.has(name)) return true;
+  const sameScope = existing.filter((l) => labelScope(l.name) === scope);
+  return sameScope.length > 0 && sameScope.every((l) => l.exclusive === true);
 }
 
 /**

@@ -236,7 +236,9 @@ describe('register-webhook: the hook', () => {
     expect(await gitea.listRepoLabels('acme', 'dry')).toEqual([]);
     const lines = formatRegisterReport(report, options(target));
     expect(lines[0]).toBe(`dry run: nothing written. repo acme/dry: hook would be created → ${receiverUrl} (events: issues, issue_comment, pull_request, push; active)`);
-    expect(lines[2]).toMatch(/^labels: 6 would be created from \.gitea\/triage\.yml: kind\/bug \(exclusive\), /);
+    expect(lines[2]).toBe(
+      'labels: 6 would be created from .gitea/triage.yml: kind/bug, kind/feature, area/docs, needs-info, size/S (exclusive), size/M (exclusive)',
+    );
 
     // And on a hook that needs repairing.
     await gitea.createHook(target, { type: 'gitea', active: false, events: ['push'], config: { url: receiverUrl, content_type: 'json' } });
@@ -249,7 +251,7 @@ describe('register-webhook: the hook', () => {
 });
 
 describe('register-webhook: --ensure-labels', () => {
-  it('creates exactly the labels the config names that neither the repo nor the org has, scoped ones exclusive', async () => {
+  it('creates exactly the labels the config names that neither the repo nor the org has; size labels exclusive, others like their scope', async () => {
     sim.addLabel('acme', 'labels', { name: 'kind/bug', color: '#ee0701', exclusive: true });
     sim.addOrgLabel('acme', { name: 'needs-info', color: '#cccccc' });
     const target = { repo: 'acme/labels' };
@@ -262,8 +264,10 @@ describe('register-webhook: --ensure-labels', () => {
     const byName = new Map(labels.map((l) => [l.name, l]));
     expect([...byName.keys()].sort()).toEqual(['area/docs', 'kind/bug', 'kind/feature', 'size/M', 'size/S']);
     for (const name of ['area/docs', 'kind/feature', 'size/M', 'size/S']) {
-      expect(byName.get(name)).toMatchObject({ exclusive: true, color: labelColor(name).slice(1) });
+      expect(byName.get(name)).toMatchObject({ color: labelColor(name).slice(1) });
     }
+    // size/* exclusive (the config gives one size); kind/feature like the existing kind/bug; area/ is a new scope.
+    expect(labels.filter((l) => l.exclusive).map((l) => l.name).sort()).toEqual(['kind/bug', 'kind/feature', 'size/M', 'size/S']);
     // One colour per scope.
     expect(byName.get('size/S')?.color).toBe(byName.get('size/M')?.color);
     expect(byName.get('kind/bug')?.color).toBe('ee0701'); // existing labels are left alone
@@ -273,6 +277,47 @@ describe('register-webhook: --ensure-labels', () => {
     expect(again.labels?.created).toEqual([]);
     expect(writes()).toEqual([]);
     expect(formatRegisterReport(again, options(target))).toContain('labels: all 6 labels named in .gitea/triage.yml exist');
+  });
+
+  it('labels it creates in one scope can all stay on an issue, unless their scope is exclusive (Gitea drops the others)', async () => {
+    sim.addRepo('acme', 'scopes');
+    sim.setFile(
+      'acme',
+      'scopes',
+      '.gitea/triage.yml',
+      [
+        'labels:',
+        "  area/docs: { title: ['docs'] }",
+        "  area/api: { title: ['api'] }",
+        "  priority/high: { title: ['urgent'] }",
+        "  status/triaged: { title: ['x'] }",
+        "  question: { title: ['question'] }",
+        'size:',
+        '  labels: { size/S: 0, size/L: 500 }',
+        '',
+      ].join('\n'),
+    );
+    // Existing scopes: the org's priority/ labels are exclusive; status/ is mixed, so not exclusive.
+    sim.addOrgLabel('acme', { name: 'priority/low', color: '#e99695', exclusive: true });
+    sim.addLabel('acme', 'scopes', { name: 'status/new', color: '#fbca04', exclusive: true });
+    sim.addLabel('acme', 'scopes', { name: 'status/blocked', color: '#fbca04', exclusive: false });
+    const report = await registerWebhook(gitea, options({ repo: 'acme/scopes' }, { ensureLabels: true }), SECRET);
+    expect(Object.fromEntries(report.labels!.created.map((l) => [l.name, l.exclusive]))).toEqual({
+      'area/docs': false,
+      'area/api': false,
+      'priority/high': true,
+      'status/triaged': false,
+      question: false,
+      'size/S': true,
+      'size/L': true,
+    });
+
+    // What Gitea does with them on an issue: both area/ labels stay; one size/ label at a time.
+    const labels = new Map((await gitea.listRepoLabels('acme', 'scopes')).map((l) => [l.name, l.id]));
+    const number = sim.addIssue('acme', 'scopes', { title: 'docs for the api', user: 'alice' });
+    await gitea.addIssueLabels('acme', 'scopes', number, [labels.get('area/docs')!, labels.get('size/S')!]);
+    await gitea.addIssueLabels('acme', 'scopes', number, [labels.get('area/api')!, labels.get('size/L')!]);
+    expect(sim.issueLabels('acme', 'scopes', number)).toEqual(['area/api', 'area/docs', 'size/L']);
   });
 
   it('stops on a config problem with the file, line and reason, before writing anything', async () => {
