@@ -155,7 +155,9 @@ export class OwnershipStore {
   constructor(db: Database.Database, options: { now?: () => number } = {}) {
     this.db = db;
     this.now = options.now ?? Date.now;
-    db.exec(SCHEMA);
+    // A read-only database (a tool's view of a journal, src/journal/reader.ts) has the tables already
+    // and cannot run even `CREATE … IF NOT EXISTS`; its writes fail, its reads work.
+    if (!db.readonly) db.exec(SCHEMA);
     this.stmt = {
       owned: db.prepare<[string, number], OwnerRow>(
         'SELECT label, kind, user, rule, config_version, evidence, delivery, added_at FROM triage_label_owner WHERE repo = ? AND number = ? ORDER BY label',

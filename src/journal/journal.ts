@@ -623,32 +623,7 @@ export class Journal implements JournalApi {
 
   /** Rows matching every given field, oldest first; with `limit`, the newest `limit` rows. */
   query(filter: JournalFilter): StoredDelivery[] {
-    const where: string[] = [];
-    const params: (string | number)[] = [];
-    const eq = (column: string, value: string | undefined) => {
-      if (value === undefined) return;
-      where.push(`${column} = ?`);
-      params.push(value);
-    };
-    eq('id', filter.id);
-    eq('repo', filter.repo);
-    eq('subject', filter.subject);
-    eq('state', filter.state);
-    if (filter.since !== undefined) {
-      where.push('received_at >= ?');
-      params.push(filter.since);
-    }
-    if (filter.until !== undefined) {
-      where.push('received_at < ?');
-      params.push(filter.until);
-    }
-    let sql = `SELECT * FROM deliveries${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC`;
-    if (filter.limit !== undefined) {
-      sql += ' LIMIT ?';
-      params.push(Math.max(0, Math.floor(filter.limit)));
-    }
-    const rows = this.db.prepare<(string | number)[], Row>(sql).all(...params);
-    return rows.reverse().map(toStored);
+    return queryDeliveries(this.db, filter);
   }
 
   prune(before: number): number {
@@ -728,6 +703,39 @@ export class Journal implements JournalApi {
     if (!this.isHealthy) this.log.warn('journal writable again', { path: this.path });
     this.isHealthy = true;
   }
+}
+
+/**
+ * Rows of the `deliveries` table matching every given field, oldest first; with `limit`, the newest
+ * `limit` rows. Shared by the {@link Journal} and the tools' read-only reader (src/journal/reader.ts).
+ */
+export function queryDeliveries(db: Database.Database, filter: JournalFilter): StoredDelivery[] {
+  const where: string[] = [];
+  const params: (string | number)[] = [];
+  const eq = (column: string, value: string | undefined) => {
+    if (value === undefined) return;
+    where.push(`${column} = ?`);
+    params.push(value);
+  };
+  eq('id', filter.id);
+  eq('repo', filter.repo);
+  eq('subject', filter.subject);
+  eq('state', filter.state);
+  if (filter.since !== undefined) {
+    where.push('received_at >= ?');
+    params.push(filter.since);
+  }
+  if (filter.until !== undefined) {
+    where.push('received_at < ?');
+    params.push(filter.until);
+  }
+  let sql = `SELECT * FROM deliveries${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC`;
+  if (filter.limit !== undefined) {
+    sql += ' LIMIT ?';
+    params.push(Math.max(0, Math.floor(filter.limit)));
+  }
+  const rows = db.prepare<(string | number)[], Row>(sql).all(...params);
+  return rows.reverse().map(toStored);
 }
 
 function toStored(row: Row): StoredDelivery {

@@ -2,12 +2,13 @@ import fs from 'node:fs';
 import { Command } from 'commander';
 import { errorText } from '../errors.js';
 import { Journal } from '../journal/journal.js';
+import type { JournalReader } from '../journal/reader.js';
 import { GITEA_VARIABLES, parseArgs, runTool, ToolError, toolGiteaClient, type ToolIO } from './cli.js';
 import { backfill, renderBackfillSummary, renderBackfillTable } from './backfill-tool.js';
 import { parseRepoRef } from './filter.js';
 import { createProgress } from './progress.js';
 import { serviceEvaluator } from './replay.js';
-import { botIdentity, createToolLog, journalFile, scratchDatabase, toolServiceConfig } from './runtime.js';
+import { botIdentity, createToolLog, journalFile, openJournalForReading, scratchDatabase, toolServiceConfig } from './runtime.js';
 
 export const BACKFILL_TOOL = 'backfill';
 
@@ -66,10 +67,13 @@ export async function backfillMain(argv: readonly string[], env: Readonly<Record
       const { log } = createToolLog({ verbose: options.verbose, stream: io.stderr, redact: secrets });
 
       // A real run records ownership where the service keeps it (and creates the journal, like the
-      // service, when the backfill comes first); a dry run works on a copy and leaves DATA_DIR alone.
+      // service, when the backfill comes first); a dry run reads the journal read-only
+      // (src/journal/reader.ts), works on a copy and leaves DATA_DIR alone.
       let journal: Journal | undefined;
+      let reader: JournalReader | undefined;
       try {
-        if (!options.dryRun || fs.existsSync(journalFile(config.dataDir))) journal = Journal.open({ dataDir: config.dataDir, sync: 'normal', log });
+        if (!options.dryRun) journal = Journal.open({ dataDir: config.dataDir, sync: 'normal', log });
+        else if (fs.existsSync(journalFile(config.dataDir))) reader = openJournalForReading(config.dataDir);
       } catch (error) {
         throw new ToolError(errorText(error));
       }
@@ -77,7 +81,7 @@ export async function backfillMain(argv: readonly string[], env: Readonly<Record
       const progress = createProgress({ label: BACKFILL_TOOL, stream: io.stderr });
       try {
         const bot = await botIdentity(gitea, config.giteaUrl);
-        const db = options.dryRun ? scratchDatabase(journal?.db) : journal!.db;
+        const db = options.dryRun ? scratchDatabase(reader?.db) : journal!.db;
         const evaluator = serviceEvaluator({ gitea, db, log, config, botLogin: () => bot, dryRun: options.dryRun });
         const summary = await backfill({
           gitea,
@@ -99,6 +103,7 @@ export async function backfillMain(argv: readonly string[], env: Readonly<Record
       } finally {
         progress.stop();
         gitea.close();
+        reader?.close();
         await journal?.close();
       }
     },

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { parseArgs, runTool, type ToolIO } from './cli.js';
 import { issueStory, renderStory } from './explain.js';
 import { parseIssueRef } from './filter.js';
-import { createToolLog, openExistingJournal, toolServiceConfig } from './runtime.js';
+import { openJournalForReading, toolServiceConfig } from './runtime.js';
 
 export const EXPLAIN_TOOL = 'explain';
 
@@ -35,13 +35,14 @@ export async function explainMain(argv: readonly string[], env: Readonly<Record<
     const options = parseExplainArgs(argv, io);
     if (options === 'help') return 0;
     const config = toolServiceConfig(env, ['DATA_DIR']);
-    const journal = openExistingJournal(config.dataDir, createToolLog({ verbose: false, stream: io.stderr, redact: [] }).log);
+    // Read-only: explain writes nothing to DATA_DIR (src/journal/reader.ts).
+    const journal = openJournalForReading(config.dataDir);
     try {
       const story = issueStory(journal, journal.db, options.subject);
       io.stdout.write(options.json ? `${JSON.stringify(story, null, 2)}\n` : `${renderStory(story)}\n`);
       return 0;
     } finally {
-      await journal.close();
+      journal.close();
     }
   });
 }

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { parseArgs, runTool, ToolError, type ToolIO } from './cli.js';
 import { journalDeliveries, writeExport } from './deliveries.js';
 import { type DeliveryFilter, parseDeliveryFilter } from './filter.js';
-import { createToolLog, journalFile, openExistingJournal, toolServiceConfig } from './runtime.js';
+import { openJournalForReading, toolServiceConfig } from './runtime.js';
 
 export const EXPORT_TOOL = 'export';
 
@@ -42,10 +42,11 @@ export async function exportMain(argv: readonly string[], env: Readonly<Record<s
     const options = parseExportArgs(argv, io);
     if (options === 'help') return 0;
     const config = toolServiceConfig(env, ['DATA_DIR']);
-    const journal = openExistingJournal(config.dataDir, createToolLog({ verbose: false, stream: io.stderr, redact: [] }).log);
+    // Read-only: export writes nothing to DATA_DIR (src/journal/reader.ts).
+    const journal = openJournalForReading(config.dataDir);
     try {
       const rows = journalDeliveries(journal, options.filter);
-      if (rows.length === 0) throw new ToolError(`no recorded deliveries match in ${journalFile(config.dataDir)}`);
+      if (rows.length === 0) throw new ToolError(`no recorded deliveries match in ${journal.file}`);
       const text = writeExport(rows, options.out);
       const summary = `${rows.length} ${rows.length === 1 ? 'delivery' : 'deliveries'} written to ${options.out === '-' ? 'stdout' : options.out}\n`;
       if (options.out === '-') {
@@ -56,7 +57,7 @@ export async function exportMain(argv: readonly string[], env: Readonly<Record<s
       }
       return 0;
     } finally {
-      await journal.close();
+      journal.close();
     }
   });
 }

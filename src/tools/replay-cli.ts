@@ -1,6 +1,11 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
+import { errorText } from '../errors.js';
+import type { GiteaApi } from '../gitea/api.js';
+import { Journal } from '../journal/journal.js';
+import type { JournalReader } from '../journal/reader.js';
 import type { StoredDelivery } from '../journal/types.js';
+import type { Logger } from '../log/logger.js';
 import { GITEA_VARIABLES, parseArgs, runTool, ToolError, toolGiteaClient, type ToolIO } from './cli.js';
 import { fileDeliveries, journalDeliveries } from './deliveries.js';
 import { type DeliveryFilter, parseDeliveryFilter } from './filter.js';
@@ -20,7 +25,7 @@ import {
   summarizeSent,
   webhookUrl,
 } from './replay.js';
-import { botIdentity, createToolLog, journalFile, openExistingJournal, scratchDatabase, toolServiceConfig } from './runtime.js';
+import { botIdentity, createToolLog, journalFile, openJournalForReading, openJournalForWriting, scratchDatabase, toolServiceConfig } from './runtime.js';
 
 export const REPLAY_TOOL = 'replay';
 
@@ -95,6 +100,122 @@ async function withProgress<T>(io: ToolIO, rows: readonly StoredDelivery[], run:
   }
 }
 
+type ReplayConfig = ReturnType<typeof toolServiceConfig>;
+
+/** Where the deliveries come from, and the journal opened for them (if any). */
+interface ReplaySource {
+  rows: StoredDelivery[];
+  /** Read-only unless `replay --failed --local` reprocesses the journal's dead letters for real. */
+  journal?: JournalReader | Journal;
+  close(): Promise<void>;
+}
+
+/**
+ * The rows to replay: from an export file, or from the journal (never created by a tool). Only
+ * `--failed --local` on the journal opens it for writing; every other mode reads it read-only
+ * (src/journal/reader.ts), so DATA_DIR is left as it was. With `--from`, an existing journal only
+ * lends its ownership records to a `--local` run.
+ */
+function openSource(options: ReplayOptions, config: ReplayConfig, reprocess: boolean, log: Logger): ReplaySource {
+  const wantJournal = options.from === undefined || (options.mode.kind === 'local' && fs.existsSync(journalFile(config.dataDir)));
+  const journal = !wantJournal
+    ? undefined
+    : reprocess
+      ? openJournalForWriting(config.dataDir, log)
+      : openJournalForReading(config.dataDir);
+  const close = async () => {
+    if (journal instanceof Journal) await journal.close();
+    else journal?.close();
+  };
+  try {
+    const rows = options.from !== undefined ? fileDeliveries(options.from, options.filter) : journalDeliveries(journal!, options.filter);
+    if (rows.length === 0) {
+      throw new ToolError(`no recorded deliveries match in ${options.from ?? journalFile(config.dataDir)}`);
+    }
+    return { rows, ...(journal ? { journal } : {}), close };
+  } catch (error) {
+    void close();
+    throw error;
+  }
+}
+
+/** `--url`: POST each row to the receiver, report each answer and the count of each outcome. */
+async function replayToReceiver(rows: StoredDelivery[], url: string, sameId: boolean, secret: string, io: ToolIO): Promise<number> {
+  const progress = progressFor(io, REPLAY_TOOL, rows.length);
+  let done = 0;
+  const sent = await replayToUrl(rows, {
+    url,
+    secret,
+    sameId,
+    onSent: (s) => {
+      progress?.update(++done, rows.length);
+      if (!progress) io.stdout.write(`${renderSent(s)}\n`);
+    },
+  });
+  progress?.stop();
+  if (progress) for (const s of sent) io.stdout.write(`${renderSent(s)}\n`);
+  io.stdout.write(`${summarizeSent(sent, url)}\n`);
+  // A duplicate is not a failure (the receiver has the delivery), but it is not reported as accepted.
+  const refused = sent.filter((s) => s.outcome === 'refused' || s.outcome === 'no answer');
+  if (refused.length > 0) {
+    const first = refused[0]!;
+    throw new ToolError(`${refused.length} of ${sent.length} deliveries were not accepted (first: ${first.status ?? 'no answer'} ${first.answer})`);
+  }
+  return 0;
+}
+
+interface LocalRun {
+  rows: StoredDelivery[];
+  source: ReplaySource;
+  config: ReplayConfig;
+  log: Logger;
+  gitea: GiteaApi;
+  botLogin: () => string;
+  io: ToolIO;
+}
+
+/** `--failed --local` on the journal: requeue, evaluate for real, mark done or failed again. */
+async function reprocessJournal(run: LocalRun): Promise<number> {
+  const { rows, config, log, gitea, botLogin, io } = run;
+  const journal = run.source.journal as Journal;
+  const evaluator = serviceEvaluator({ gitea, db: journal.db, log, config, botLogin, dryRun: false });
+  const results = await withProgress(io, rows, (onProgress) => reprocessFailed(journal, rows, { evaluator, log, concurrency: config.concurrency, onProgress }));
+  for (const r of results) io.stdout.write(`${renderReprocessed(r)}\n`);
+  const still = results.filter((r) => r.state !== 'done');
+  io.stdout.write(`${results.length} failed ${results.length === 1 ? 'delivery' : 'deliveries'} reprocessed: ${results.length - still.length} done, ${still.length} still failed\n`);
+  if (still.length > 0) throw new ToolError(`${still.length} of ${results.length} deliveries still fail (first: ${still[0]!.lastError ?? 'unknown error'})`);
+  return 0;
+}
+
+/** `--local --config FILE`: per subject, the label difference between the candidate and the current config. */
+async function previewCandidate(run: LocalRun, file: string): Promise<number> {
+  const { rows, config, log, gitea, botLogin, io } = run;
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ToolError(`--config: cannot read ${file}: ${errorText(error)}`);
+  }
+  const db = () => scratchDatabase(run.source.journal?.db);
+  const candidate = candidateEvaluator({ gitea, db: db(), log, config, botLogin, text, file });
+  const current = serviceEvaluator({ gitea, db: db(), log, config, botLogin, dryRun: true });
+  const preview = await withProgress(io, rows, (onProgress) => previewConfig(rows, { log, concurrency: config.concurrency, current, candidate, onProgress }));
+  for (const row of preview) io.stdout.write(`${renderPreview(row)}\n`);
+  const differing = preview.filter((p) => p.plus.length + p.minus.length > 0).length;
+  io.stdout.write(`${preview.length} ${preview.length === 1 ? 'subject' : 'subjects'} previewed with ${file}: ${differing} with a different outcome\n`);
+  return 0;
+}
+
+/** `--local`: the service's evaluator in dry run on a copy of the ownership records; print each decision. */
+async function evaluateDryRun(run: LocalRun): Promise<number> {
+  const { rows, config, log, gitea, botLogin, io } = run;
+  const evaluator = serviceEvaluator({ gitea, db: scratchDatabase(run.source.journal?.db), log, config, botLogin, dryRun: true });
+  const decisions = await withProgress(io, rows, (onProgress) => evaluateLocally(rows, { log, concurrency: config.concurrency, evaluator, onProgress }));
+  for (const d of decisions) io.stdout.write(`${renderDecision(d)}\n`);
+  io.stdout.write(`${summarizeDecisions(decisions, true)}\n`);
+  return 0;
+}
+
 /** The whole command: arguments, environment, source, mode, report. Resolves with the exit code. */
 export async function replayMain(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: ToolIO): Promise<number> {
   const secrets: string[] = [];
@@ -111,91 +232,22 @@ export async function replayMain(argv: readonly string[], env: Readonly<Record<s
       ]);
       secrets.push(...(mode.kind === 'url' ? config.webhookSecrets : [config.giteaToken]));
       const { log } = createToolLog({ verbose: options.verbose, stream: io.stderr, redact: secrets });
-
-      // The source: an export file, or the journal (opened only when it exists: a tool never creates one).
       const reprocess = mode.kind === 'local' && options.filter.failed === true && options.from === undefined;
-      // With --from, the local journal (if any) only lends its ownership records to a --local run.
-      const journal =
-        options.from === undefined || (mode.kind === 'local' && fs.existsSync(journalFile(config.dataDir)))
-          ? openExistingJournal(config.dataDir, log)
-          : undefined;
+      const source = openSource(options, config, reprocess, log);
       try {
-        let rows: StoredDelivery[];
-        if (options.from !== undefined) rows = fileDeliveries(options.from, options.filter);
-        else rows = journalDeliveries(journal!, options.filter);
-        if (rows.length === 0) {
-          throw new ToolError(`no recorded deliveries match${options.from !== undefined ? ` in ${options.from}` : ` in ${journalFile(config.dataDir)}`}`);
-        }
-
-        if (mode.kind === 'url') {
-          const progress = progressFor(io, REPLAY_TOOL, rows.length);
-          let done = 0;
-          const sent = await replayToUrl(rows, {
-            url: mode.url,
-            secret: config.webhookSecrets[0]!,
-            sameId: mode.sameId,
-            onSent: (s) => {
-              progress?.update(++done, rows.length);
-              if (!progress) io.stdout.write(`${renderSent(s)}\n`);
-            },
-          });
-          progress?.stop();
-          if (progress) for (const s of sent) io.stdout.write(`${renderSent(s)}\n`);
-          io.stdout.write(`${summarizeSent(sent, mode.url)}\n`);
-          // A duplicate is not a failure (the receiver has the delivery), but it is not reported as accepted.
-          const refused = sent.filter((s) => s.outcome === 'refused' || s.outcome === 'no answer');
-          if (refused.length > 0) {
-            const first = refused[0]!;
-            throw new ToolError(`${refused.length} of ${sent.length} deliveries were not accepted (first: ${first.status ?? 'no answer'} ${first.answer})`);
-          }
-          return 0;
-        }
-
+        if (mode.kind === 'url') return await replayToReceiver(source.rows, mode.url, mode.sameId, config.webhookSecrets[0]!, io);
         const gitea = toolGiteaClient(config, log);
         try {
           const bot = await botIdentity(gitea, config.giteaUrl);
-          const botLogin = () => bot;
-          const base = { log, concurrency: config.concurrency };
-
-          if (reprocess) {
-            // For real, on the journal's own database: done or failed again, ownership recorded.
-            const evaluator = serviceEvaluator({ gitea, db: journal!.db, log, config, botLogin, dryRun: false });
-            const results = await withProgress(io, rows, (onProgress) =>
-              reprocessFailed(journal!, rows, { evaluator, log, concurrency: config.concurrency, onProgress }),
-            );
-            for (const r of results) io.stdout.write(`${renderReprocessed(r)}\n`);
-            const still = results.filter((r) => r.state !== 'done');
-            io.stdout.write(`${results.length} failed ${results.length === 1 ? 'delivery' : 'deliveries'} reprocessed: ${results.length - still.length} done, ${still.length} still failed\n`);
-            if (still.length > 0) throw new ToolError(`${still.length} of ${results.length} deliveries still fail (first: ${still[0]!.lastError ?? 'unknown error'})`);
-            return 0;
-          }
-
-          if (mode.config !== undefined) {
-            let text: string;
-            try {
-              text = fs.readFileSync(mode.config, 'utf8');
-            } catch (error) {
-              throw new ToolError(`--config: cannot read ${mode.config}: ${(error as Error).message}`);
-            }
-            const candidate = candidateEvaluator({ gitea, db: scratchDatabase(journal?.db), log, config, botLogin, text, file: mode.config });
-            const current = serviceEvaluator({ gitea, db: scratchDatabase(journal?.db), log, config, botLogin, dryRun: true });
-            const preview = await withProgress(io, rows, (onProgress) => previewConfig(rows, { ...base, current, candidate, onProgress }));
-            for (const row of preview) io.stdout.write(`${renderPreview(row)}\n`);
-            const differing = preview.filter((p) => p.plus.length + p.minus.length > 0).length;
-            io.stdout.write(`${preview.length} ${preview.length === 1 ? 'subject' : 'subjects'} previewed with ${mode.config}: ${differing} with a different outcome\n`);
-            return 0;
-          }
-
-          const evaluator = serviceEvaluator({ gitea, db: scratchDatabase(journal?.db), log, config, botLogin, dryRun: true });
-          const decisions = await withProgress(io, rows, (onProgress) => evaluateLocally(rows, { ...base, evaluator, onProgress }));
-          for (const d of decisions) io.stdout.write(`${renderDecision(d)}\n`);
-          io.stdout.write(`${summarizeDecisions(decisions, true)}\n`);
-          return 0;
+          const run: LocalRun = { rows: source.rows, source, config, log, gitea, botLogin: () => bot, io };
+          if (reprocess) return await reprocessJournal(run);
+          if (mode.config !== undefined) return await previewCandidate(run, mode.config);
+          return await evaluateDryRun(run);
         } finally {
           gitea.close();
         }
       } finally {
-        await journal?.close();
+        await source.close();
       }
     },
     () => secrets,

@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { loadConfig, type Config } from '../config/config.js';
 import type { GiteaApi } from '../gitea/api.js';
 import { Journal } from '../journal/journal.js';
+import { type JournalReader, memoryDatabase, openJournalReader } from '../journal/reader.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { errorText } from '../errors.js';
 import { loadToolConfig, ToolError, type ToolVariable } from './cli.js';
@@ -22,14 +23,26 @@ export function toolServiceConfig(env: Readonly<Record<string, string | undefine
 }
 
 /**
- * Opens the journal in `dataDir` for a tool. Unlike the service, a tool never creates one: a
- * mistyped DATA_DIR must say so instead of showing an empty history.
+ * Opens the journal in `dataDir` for a tool that changes it (`replay --failed --local`). Unlike the
+ * service, a tool never creates one: a mistyped DATA_DIR must say so instead of showing an empty history.
  */
-export function openExistingJournal(dataDir: string, log: Logger): Journal {
+export function openJournalForWriting(dataDir: string, log: Logger): Journal {
   const file = journalFile(dataDir);
   if (!fs.existsSync(file)) throw new ToolError(`no journal at ${file} (is DATA_DIR right?)`);
   try {
     return Journal.open({ dataDir, sync: 'normal', log });
+  } catch (error) {
+    throw new ToolError(errorText(error));
+  }
+}
+
+/**
+ * Opens the journal in `dataDir` for reading only (src/journal/reader.ts): what explain, export,
+ * replay and a backfill dry run use, so they write nothing to DATA_DIR and work where it is read-only.
+ */
+export function openJournalForReading(dataDir: string): JournalReader {
+  try {
+    return openJournalReader(dataDir);
   } catch (error) {
     throw new ToolError(errorText(error));
   }
@@ -46,13 +59,7 @@ export function journalFile(dataDir: string): string {
  */
 export function scratchDatabase(source?: Database.Database): Database.Database {
   if (!source) return new Database(':memory:');
-  const image = source.serialize();
-  // Bytes 18-19 of the header are the write/read format versions: 2 for WAL, which an in-memory
-  // database cannot open ("unable to open database file"); 1 (rollback journal) for the copy.
-  // https://www.sqlite.org/fileformat2.html#database_header
-  if (image[18] === 2) image[18] = 1;
-  if (image[19] === 2) image[19] = 1;
-  return new Database(image);
+  return memoryDatabase(source.serialize());
 }
 
 /** The bot's login (`GET /user`): checks GITEA_URL and GITEA_TOKEN before any work starts. */
