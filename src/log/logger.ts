@@ -23,14 +23,30 @@ export interface LogFields {
   [key: string]: unknown;
 }
 
-export interface LoggerOptions {
+/** The service's logger: JSON lines (or `pretty` ones) at `level`. */
+export interface ServiceLoggerOptions {
   level: 'error' | 'warn' | 'info' | 'debug';
   format: 'json' | 'pretty';
   /** Where lines go; stdout by default. Tests pass a {@link LogCapture}'s stream. */
   stream?: NodeJS.WritableStream;
   /** Strings that must never appear in a line (token, secrets): replaced by `[redacted]`. */
-  redact?: string[];
+  redact?: readonly string[];
+  /** Write nothing (code paths that need a logger, tests that do not look). */
+  silent?: boolean;
 }
+
+/**
+ * An operator tool's logger: a tool's output is its report and a failure is one line, so the
+ * service's log lines (Gitea requests and retries, evaluations) are shown only with `--verbose`, every
+ * level, in the short human form on `stream` (the tool's stderr).
+ */
+export interface ToolLoggerOptions {
+  tool: { verbose: boolean };
+  stream: NodeJS.WritableStream;
+  redact?: readonly string[];
+}
+
+export type LoggerOptions = ServiceLoggerOptions | ToolLoggerOptions;
 
 /** Renames winston's `message`/`timestamp` to DESIGN's `msg`/`time` and masks secrets. */
 const shape = (redact: string[]) =>
@@ -66,16 +82,22 @@ const pretty = winston.format.printf((info) => {
   return `${String(time).slice(11, 23)} ${String(level).padEnd(5)} ${String(msg)}${fields ? '  ' + fields : ''}`;
 });
 
+/** The one logger factory, for the service, the tools and the tests. */
 export function createLogger(options: LoggerOptions): Logger {
-  const redact = (options.redact ?? []).filter((s) => s.length > 0);
+  const service: ServiceLoggerOptions =
+    'tool' in options
+      ? { level: 'debug', format: 'pretty', stream: options.stream, silent: !options.tool.verbose, ...(options.redact ? { redact: options.redact } : {}) }
+      : options;
+  const redact = (service.redact ?? []).filter((s) => s.length > 0);
   return winston.createLogger({
-    level: options.level,
-    format: winston.format.combine(shape(redact), options.format === 'pretty' ? pretty : winston.format.json()),
-    transports: [new winston.transports.Stream({ stream: options.stream ?? process.stdout })],
+    level: service.level,
+    silent: service.silent === true,
+    format: winston.format.combine(shape(redact), service.format === 'pretty' ? pretty : winston.format.json()),
+    transports: [new winston.transports.Stream({ stream: service.stream ?? process.stdout })],
   });
 }
 
-/** Collects log lines in memory, parsed; for tests and for tools that read their own logs. */
+/** Collects log lines in memory, parsed (tests assert on their fields). */
 export class LogCapture {
   readonly lines: Record<string, unknown>[] = [];
   readonly stream = new Writable({
@@ -97,7 +119,7 @@ export class LogCapture {
   }
 }
 
-/** A logger that writes nowhere, for code paths that need one and tests that do not look. */
+/** `createLogger` with `silent: true`: writes nowhere. */
 export function silentLogger(): Logger {
-  return winston.createLogger({ silent: true });
+  return createLogger({ level: 'error', format: 'json', silent: true });
 }

@@ -2,13 +2,14 @@ import fs from 'node:fs';
 import { Command } from 'commander';
 import { errorText } from '../errors.js';
 import { Journal } from '../journal/journal.js';
+import { createLogger } from '../log/logger.js';
 import type { JournalReader } from '../journal/reader.js';
 import { GITEA_VARIABLES, parseArgs, runTool, ToolError, toolGiteaClient, type ToolIO } from './cli.js';
 import { backfill, renderBackfillSummary, renderBackfillTable } from './backfill-tool.js';
 import { parseRepoRef } from './filter.js';
 import { createProgress } from './progress.js';
 import { serviceEvaluator } from './replay.js';
-import { botIdentity, createToolLog, journalFile, openJournalForReading, scratchDatabase, toolServiceConfig } from './runtime.js';
+import { botIdentity, journalFile, openJournalForReading, scratchDatabase, toolServiceConfig } from './runtime.js';
 
 export const BACKFILL_TOOL = 'backfill';
 
@@ -64,7 +65,7 @@ export async function backfillMain(argv: readonly string[], env: Readonly<Record
       if (options === 'help') return 0;
       const config = toolServiceConfig(env, [...GITEA_VARIABLES, 'DATA_DIR', 'CONCURRENCY', 'TRIAGE_CONFIG']);
       secrets.push(config.giteaToken);
-      const { log } = createToolLog({ verbose: options.verbose, stream: io.stderr, redact: secrets });
+      const log = createLogger({ tool: { verbose: options.verbose }, stream: io.stderr, redact: secrets });
 
       // A real run records ownership where the service keeps it (and creates the journal, like the
       // service, when the backfill comes first); a dry run reads the journal read-only

@@ -2,7 +2,7 @@ import { CommanderError, type Command } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config/config.js';
 import { errorText } from '../errors.js';
 import { type GiteaClient, giteaClientFromConfig } from '../gitea/client.js';
-import { createLogger, silentLogger, type Logger } from '../log/logger.js';
+import type { Logger } from '../log/logger.js';
 
 /**
  * Shared plumbing of the operator tools (`scripts/*.ts`): argument parsing with commander that fails
@@ -124,15 +124,6 @@ export function loadToolConfig<V extends ToolVariable>(
     (picked as Record<string, unknown>)[field] = config[field];
   }
   return picked as ToolConfig<V>;
-}
-
-/**
- * The tool's logger: the Gitea client's retries and requests on stderr when `verbose`, nothing otherwise
- * (a failing tool prints exactly one line). The token and secrets are masked.
- */
-export function toolLogger(io: ToolIO, verbose: boolean, redact: readonly string[]): Logger {
-  if (!verbose) return silentLogger();
-  return createLogger({ level: 'debug', format: 'pretty', stream: io.stderr, redact: [...redact] });
 }
 
 /** The service's Gitea client with the configured limits: tools have no HTTP code of their own. */

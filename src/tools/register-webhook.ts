@@ -3,6 +3,7 @@ import type { GiteaApi, HookOptions, HookTarget } from '../gitea/api.js';
 import { isGiteaStatus } from '../gitea/errors.js';
 import type { GiteaHook, GiteaLabel } from '../gitea/types.js';
 import { CONFIG_FILES } from '../context/context.js';
+import { createLogger } from '../log/logger.js';
 import { configLabelNames, parseTriageConfig } from '../triage/config.js';
 import {
   GITEA_VARIABLES,
@@ -11,7 +12,6 @@ import {
   runTool,
   ToolError,
   toolGiteaClient,
-  toolLogger,
   type ToolIO,
 } from './cli.js';
 import { expandHookEvents, KNOWN_EVENTS, listedHookEvents, sameEvents, SERVICE_EVENTS } from './hook-events.js';
@@ -419,7 +419,7 @@ export async function registerWebhookMain(
       if (options === 'help') return 0;
       const config = loadToolConfig(env, [...GITEA_VARIABLES, 'WEBHOOK_SECRET']);
       secrets.push(config.giteaToken, ...config.webhookSecrets);
-      const gitea = toolGiteaClient(config, toolLogger(io, options.verbose, secrets));
+      const gitea = toolGiteaClient(config, createLogger({ tool: { verbose: options.verbose }, stream: io.stderr, redact: secrets }));
       try {
         const report = await registerWebhook(gitea, options, config.webhookSecrets[0] as string);
         for (const line of formatRegisterReport(report, options)) io.stdout.write(`${line}\n`);

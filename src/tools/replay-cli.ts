@@ -5,7 +5,7 @@ import type { GiteaApi } from '../gitea/api.js';
 import { Journal } from '../journal/journal.js';
 import type { JournalReader } from '../journal/reader.js';
 import type { StoredDelivery } from '../journal/types.js';
-import type { Logger } from '../log/logger.js';
+import { createLogger, type Logger } from '../log/logger.js';
 import { GITEA_VARIABLES, parseArgs, runTool, ToolError, toolGiteaClient, type ToolIO } from './cli.js';
 import { fileDeliveries, journalDeliveries } from './deliveries.js';
 import { type DeliveryFilter, parseDeliveryFilter } from './filter.js';
@@ -25,7 +25,7 @@ import {
   summarizeSent,
   webhookUrl,
 } from './replay.js';
-import { botIdentity, createToolLog, journalFile, openJournalForReading, openJournalForWriting, scratchDatabase, toolServiceConfig } from './runtime.js';
+import { botIdentity, journalFile, openJournalForReading, openJournalForWriting, scratchDatabase, toolServiceConfig } from './runtime.js';
 
 export const REPLAY_TOOL = 'replay';
 
@@ -231,7 +231,7 @@ export async function replayMain(argv: readonly string[], env: Readonly<Record<s
         ...(mode.kind === 'url' ? (['WEBHOOK_SECRET'] as const) : ([...GITEA_VARIABLES, 'CONCURRENCY', 'TRIAGE_CONFIG'] as const)),
       ]);
       secrets.push(...(mode.kind === 'url' ? config.webhookSecrets : [config.giteaToken]));
-      const { log } = createToolLog({ verbose: options.verbose, stream: io.stderr, redact: secrets });
+      const log = createLogger({ tool: { verbose: options.verbose }, stream: io.stderr, redact: secrets });
       const reprocess = mode.kind === 'local' && options.filter.failed === true && options.from === undefined;
       const source = openSource(options, config, reprocess, log);
       try {

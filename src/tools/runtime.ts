@@ -1,12 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
 import { loadConfig, type Config } from '../config/config.js';
 import type { GiteaApi } from '../gitea/api.js';
 import { Journal } from '../journal/journal.js';
 import { type JournalReader, memoryDatabase, openJournalReader } from '../journal/reader.js';
-import { createLogger, type Logger } from '../log/logger.js';
+import type { Logger } from '../log/logger.js';
 import { errorText } from '../errors.js';
 import { loadToolConfig, ToolError, type ToolVariable } from './cli.js';
 
@@ -69,47 +68,4 @@ export async function botIdentity(gitea: GiteaApi, giteaUrl: string): Promise<st
   } catch (error) {
     throw new ToolError(`cannot identify the bot at ${giteaUrl}: ${errorText(error)}`);
   }
-}
-
-export interface ToolLog {
-  log: Logger;
-}
-
-/**
- * The logger a tool hands to the service's code. With `verbose`, every line goes to `stream` (stderr)
- * in a short human form; otherwise nothing is shown (a tool's output is its report, and a failure is
- * one line): a decision's reasons reach a tool in the evaluator's result, not through the log.
- * The token and the secrets are masked.
- */
-export function createToolLog(options: {
-  verbose: boolean;
-  stream: NodeJS.WritableStream;
-  redact: readonly string[];
-}): ToolLog {
-  const tee = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const text of chunk.toString('utf8').split('\n')) {
-        if (!text.trim()) continue;
-        let line: Record<string, unknown>;
-        try {
-          line = JSON.parse(text) as Record<string, unknown>;
-        } catch {
-          if (options.verbose) options.stream.write(`${text}\n`);
-          continue;
-        }
-        if (options.verbose) options.stream.write(`${humanLine(line)}\n`);
-      }
-      done();
-    },
-  });
-  const level = options.verbose ? 'debug' : 'info';
-  return { log: createLogger({ level, format: 'json', stream: tee, redact: [...options.redact] }) };
-}
-
-function humanLine(line: Record<string, unknown>): string {
-  const { level, msg, time, ...rest } = line;
-  const fields = Object.entries(rest)
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
-    .join(' ');
-  return `${String(time ?? '').slice(11, 23)} ${String(level).padEnd(5)} ${String(msg)}${fields ? `  ${fields}` : ''}`;
 }

@@ -390,6 +390,16 @@ describe('register-webhook: arguments and failures', () => {
     expect(io.err()).not.toContain('wrong-token');
   });
 
+  it('--verbose shows each Gitea request on stderr (never the token); without it, stderr stays empty', async () => {
+    let io = captureIO();
+    expect(await registerWebhookMain(['--repo', 'acme/gadgets', '--url', receiverUrl, '--verbose'], env(), io)).toBe(0);
+    expect(io.err()).toMatch(/^\d{2}:\d{2}:\d{2}\.\d{3} debug gitea request  method=GET path=\/repos\/acme\/gadgets\/hooks status=200 /m);
+    expect(io.err()).not.toContain(sim.token);
+    io = captureIO();
+    expect(await registerWebhookMain(['--repo', 'acme/gadgets', '--url', receiverUrl], env(), io)).toBe(0);
+    expect(io.err()).toBe('');
+  });
+
   it('explains a 403 on hooks: the permission and the token scope they need', async () => {
     sim.setBotIsAdmin(false);
     try {
