@@ -157,7 +157,7 @@ export async function replayMain(argv: readonly string[], env: Readonly<Record<s
 
           if (reprocess) {
             // For real, on the journal's own database: done or failed again, ownership recorded.
-            const evaluator = serviceEvaluator({ gitea, db: journal!.db, log, config, botLogin, dryRun: false });
+            const evaluator = serviceEvaluator({ gitea, db: journal!.db, writer: journal!.writer, log, config, botLogin, dryRun: false });
             const results = await withProgress(io, rows, (onProgress) =>
               reprocessFailed(journal!, rows, { evaluator, log, concurrency: config.concurrency, onProgress }),
             );

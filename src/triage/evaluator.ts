@@ -7,6 +7,7 @@ import { ContextLoader, type RepoContext } from '../context/context.js';
 import type { GiteaApi } from '../gitea/api.js';
 import { GiteaError } from '../gitea/errors.js';
 import type { GiteaIssue, GiteaPermission } from '../gitea/types.js';
+import type { GroupedWriter } from '../journal/journal.js';
 import type { NewDelivery } from '../journal/types.js';
 import type { Logger } from '../log/logger.js';
 import { type DeliveryInput, type EvaluationResult, type Evaluator, PermanentError, type WorkItem } from '../scheduler/types.js';
@@ -381,8 +382,11 @@ function errorText(error: unknown): string {
 }
 
 export interface TriageParts {
-  /** The journal: its better-sqlite3 database also holds the ownership tables. */
-  journal: { db: Database.Database };
+  /**
+   * The journal: its better-sqlite3 database also holds the ownership tables, whose writes join its
+   * group commit through `writer`. Without `writer` (a scratch copy for a dry run) each commits alone.
+   */
+  journal: { db: Database.Database; writer?: GroupedWriter };
   gitea: GiteaApi;
   log: Logger;
   config: Config;
@@ -421,7 +425,7 @@ export function createTriageEvaluator(parts: TriageParts): TriageEvaluator {
     log,
     ...(defaultConfig ? { defaultConfig } : {}),
   });
-  const store = new OwnershipStore(journal.db);
+  const store = new OwnershipStore(journal.db, { writer: journal.writer });
   return new TriageEvaluator({
     gitea,
     context,

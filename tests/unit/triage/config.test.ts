@@ -262,4 +262,15 @@ describe('configLabelNames and configLabelLocation', () => {
     expect(configLabelLocation(c, 'size/M')).toEqual({ path: 'size.labels.size/M', line: 17 });
     expect(configLabelLocation(c, 'nope')).toBeUndefined();
   });
+
+  it('carries the locations and the compiled globs as data of the parsed config (no registry beside it)', () => {
+    const c = config(DESIGN_EXAMPLE);
+    // A copy knows as much as the original: nothing is looked up by the object's identity.
+    const copy: TriageConfig = { ...c };
+    expect(configLabelLocation(copy, 'kind/bug')).toEqual({ path: 'labels.kind/bug', line: 2 });
+    // Every glob of the config (files and size.exclude) is compiled once, at parse, and kept with it.
+    expect(c.patterns?.size).toBe(5);
+    // Two configs do not share compiled globs.
+    expect(config('labels:\n  area/docs:\n    files: [\'docs/**\']\n').patterns?.size).toBe(1);
+  });
 });
