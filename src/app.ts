@@ -97,7 +97,7 @@ const PRUNE_EVERY_MS = 3_600_000;
  */
 export async function createService(options: ServiceOptions): Promise<Service> {
   const { config, log } = options;
-  const journal = await Journal.open({ dataDir: config.dataDir, sync: config.journalSync, log });
+  const journal = Journal.open({ dataDir: config.dataDir, sync: config.journalSync, log });
 
   const ownClient = options.gitea === undefined;
   const gitea: GiteaWithHealth =

@@ -4,7 +4,7 @@ import type { Ownership } from '../triage/types.js';
 
 /**
  * Who set or removed which label of an issue, kept in the journal's SQLite database
- * (DESIGN, "Who owns a label matters more than any rule").
+ * (docs/architecture.md, "Label ownership").
  *
  * - `rule`: the service added/removed it under a rule of the triage config (bot-owned while present).
  * - `command`: a person asked for it with `/label` (the label is the person's).

@@ -89,7 +89,7 @@ interface Call {
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN']);
 
 /**
- * The only code that speaks HTTP to Gitea (DESIGN.md, "gitea" stage): one axios instance over one
+ * The only code that speaks HTTP to Gitea (docs/architecture.md, "The stages": gitea): one axios instance over one
  * `http(s).Agent({ keepAlive, maxSockets })`, `Authorization: token …`, per-request timeout, retries with
  * capped exponential backoff and full jitter (honouring `Retry-After`), and a client-wide circuit breaker.
  *

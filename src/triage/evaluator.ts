@@ -351,7 +351,8 @@ export class TriageEvaluator implements Evaluator {
         permission = await this.gitea.getPermission(owner, repo, user);
       } catch (error) {
         if (error instanceof GiteaError && error.status === 403) {
-          // Gitea answers the permission endpoint only to a repo admin (DESIGN, "Commands").
+          // Gitea answers another user's permission only to a site or repo admin (routers/api/v1/repo/
+          // collaborators.go, GetRepoPermissions, v1.25.4; docs/architecture.md, "Commands").
           log.warn('commands need the bot to be a repo admin', { repo: `${owner}/${repo}`, user, error: error.message });
           return { ok: false, reason: "the bot cannot check permissions here (it needs admin on the repository)" };
         }
