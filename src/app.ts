@@ -209,7 +209,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     }
     // While stopping, the coalescer is gone: the delivery is pending in the journal, resumed at the next start.
     if (delivery.state === 'pending' && delivery.subject !== null && !shuttingDown) {
-      scheduler.rememberPayload(delivery.id, payload);
+      scheduler.rememberPayload(delivery.id, payload, Buffer.byteLength(delivery.body));
       coalescer.add({ deliveryId: delivery.id, subject: delivery.subject });
     }
   };
