@@ -190,7 +190,7 @@ async function main(): Promise<void> {
     // Its own deliveries must be recognised before any arrive (they are recorded, never evaluated).
     await withDeadline(service.identified(), deadline, 'the bot identity');
     sim.setWebhook({ url: `${url}/webhook`, secret: SECRET });
-    const store = new OwnershipStore(service.journal.db);
+    const store = OwnershipStore.forJournal(service.journal);
 
     const steps: Step[] = [];
     const begin = (what: string, repo: string, number: number): Step => {

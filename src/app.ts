@@ -98,7 +98,7 @@ const PRUNE_EVERY_MS = 3_600_000;
  */
 export async function createService(options: ServiceOptions): Promise<Service> {
   const { config, log } = options;
-  const journal = await Journal.open({ dataDir: config.dataDir, sync: config.journalSync, log });
+  const journal = Journal.open({ dataDir: config.dataDir, sync: config.journalSync, log });
 
   const ownClient = options.gitea === undefined;
   const gitea: GiteaWithHealth =
@@ -210,7 +210,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     }
     // While stopping, the coalescer is gone: the delivery is pending in the journal, resumed at the next start.
     if (delivery.state === 'pending' && delivery.subject !== null && !shuttingDown) {
-      scheduler.rememberPayload(delivery.id, payload);
+      scheduler.rememberPayload(delivery.id, payload, Buffer.byteLength(delivery.body));
       coalescer.add({ deliveryId: delivery.id, subject: delivery.subject });
     }
   };

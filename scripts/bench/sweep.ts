@@ -38,7 +38,7 @@ export interface SweepOptions {
   issuesPerRepo: number;
   latencyMs: number;
   jitterMs: number;
-  /** Environment overrides on top of DESIGN's defaults (CONCURRENCY, CONTEXT_TTL_MS, GITEA_KEEP_ALIVE, …). */
+  /** Environment overrides on top of the service's defaults (CONCURRENCY, CONTEXT_TTL_MS, GITEA_KEEP_ALIVE, …). */
   env: Record<string, string>;
   seed?: number;
 }

@@ -1,10 +1,10 @@
 import type Database from 'better-sqlite3';
-import { groupedWriterFor } from '../journal/journal.js';
+import type { GroupedWriter, Journal } from '../journal/journal.js';
 import type { Ownership } from '../triage/types.js';
 
 /**
  * Who set or removed which label of an issue, kept in the journal's SQLite database
- * (DESIGN, "Who owns a label matters more than any rule").
+ * (docs/architecture.md, "Label ownership").
  *
  * - `rule`: the service added/removed it under a rule of the triage config (bot-owned while present).
  * - `command`: a person asked for it with `/label` (the label is the person's).
@@ -144,17 +144,33 @@ interface EventRow {
  * `intend` (before a label write) and `markReplied` (after a reply was posted) commit at once.
  * On any other database each write commits on its own.
  */
+export interface OwnershipStoreOptions {
+  /** The journal's group writer, when the tables live in the journal's database (see `forJournal`). */
+  writer?: GroupedWriter;
+  /** The clock (epoch ms), for tests. */
+  now?: () => number;
+}
+
 export class OwnershipStore {
   private readonly db: Database.Database;
   private readonly now: () => number;
+  /** The journal's group writer when the tables share its database; undefined: each write commits on its own. */
+  private readonly writer: GroupedWriter | undefined;
   private readonly stmt;
   private readonly applyChanges: (repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta) => void;
   private readonly insertPending: (repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta) => void;
   private readonly recordAndClear: (repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta) => void;
 
-  constructor(db: Database.Database, options: { now?: () => number } = {}) {
+  /** The store on the journal's database, its writes joining the journal's group commit. */
+  static forJournal(journal: Pick<Journal, 'db' | 'writer'>, options: Omit<OwnershipStoreOptions, 'writer'> = {}): OwnershipStore {
+    return new OwnershipStore(journal.db, { ...options, writer: journal.writer });
+  }
+
+  /** Without `writer`, each write is its own transaction on `db` (a scratch copy, a test database). */
+  constructor(db: Database.Database, options: OwnershipStoreOptions = {}) {
     this.db = db;
     this.now = options.now ?? Date.now;
+    this.writer = options.writer;
     // A read-only database (a tool's view of a journal, src/journal/reader.ts) has the tables already
     // and cannot run even `CREATE … IF NOT EXISTS`; its writes fail, its reads work.
     if (!db.readonly) db.exec(SCHEMA);
@@ -361,20 +377,17 @@ export class OwnershipStore {
 
   /** A write that joins the journal's group commit (or commits on its own on another database). */
   private deferred<T>(write: () => T): T {
-    const writer = groupedWriterFor(this.db);
-    return writer ? writer.deferred(write) : write();
+    return this.writer ? this.writer.deferred(write) : write();
   }
 
   /** A write on disk when this returns. */
   private durable<T>(write: () => T): T {
-    const writer = groupedWriterFor(this.db);
-    return writer ? writer.durable(write) : write();
+    return this.writer ? this.writer.durable(write) : write();
   }
 
   /** A write on disk when the promise resolves; concurrent ones share the group's commit and fsync. */
   private async durableSoon(write: () => void): Promise<void> {
-    const writer = groupedWriterFor(this.db);
-    if (writer) await writer.durableSoon(write);
+    if (this.writer) await this.writer.durableSoon(write);
     else write();
   }
 }

@@ -29,8 +29,8 @@ interface Window {
 }
 
 /**
- * Groups notices per subject into micro-batches (DESIGN: "N events on one issue in a window → one
- * evaluation"). Holds only delivery ids; the payloads stay in the journal.
+ * Groups notices per subject into micro-batches (docs/architecture.md, "The stages": N events of one
+ * subject in a window give one evaluation). Holds only delivery ids; the payloads stay in the journal.
  *
  * Every window has the same length, so deadlines are ordered like first notices: the Map's
  * insertion order is deadline order and one timer, armed for the first entry, is enough.

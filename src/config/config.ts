@@ -3,7 +3,7 @@ import { z } from 'zod';
 /**
  * The service's whole configuration, parsed once at start from the environment by
  * {@link loadConfig}. Every component receives the part it needs as arguments; nothing
- * else reads `process.env` (see DESIGN.md, "Configuration").
+ * else reads `process.env` (see docs/architecture.md, "Configuration").
  */
 export interface Config {
   giteaUrl: string;
@@ -77,7 +77,7 @@ const url = z
 
 const nonEmpty = (what: string) => z.string({ error: `required: ${what}` }).trim().min(1, `required: ${what}`);
 
-/** One entry per variable, in DESIGN.md's order: the variable's name is the key. */
+/** One entry per variable (the README's "Configuration" table lists them): the variable's name is the key. */
 const schema = z.object({
   GITEA_URL: z.string({ error: 'required: the base URL of the Gitea instance, e.g. http://127.0.0.1:3000' }).pipe(url),
   GITEA_TOKEN: nonEmpty('the API token of the bot account'),

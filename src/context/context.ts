@@ -33,7 +33,7 @@ export interface RepoContext {
   loadedAt: number;
 }
 
-/** Where a repo opts in, in order of preference (DESIGN, "Repository context"). */
+/** Where a repo opts in, in order of preference (docs/architecture.md, "Repository context"). */
 export const CONFIG_FILES = ['.gitea/triage.yml', '.gitea/triage.yaml'] as const;
 
 /**

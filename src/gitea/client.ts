@@ -39,7 +39,22 @@ export interface GiteaClientOptions {
   userAgent?: string;
   /** The client-wide circuit breaker (see circuit.ts), plus how long one call may wait for it (default 30000 ms). */
   circuit?: CircuitOptions & { maxWaitMs?: number };
+  /** Largest answer body read from Gitea, in bytes (default {@link GITEA_SIZE_LIMITS}.responseBytes). */
+  maxResponseBytes?: number;
+  /** Largest request body sent to Gitea, in bytes (default {@link GITEA_SIZE_LIMITS}.requestBytes). */
+  maxRequestBytes?: number;
 }
+
+/**
+ * Size caps of the HTTP bodies exchanged with Gitea, so that a broken proxy (or a misrouted
+ * `GITEA_URL`) cannot exhaust memory. Gitea's largest answers the service asks for are pages of at
+ * most 50 items and `file-contents` batches of at most 30 small files: a few MB at most.
+ * Requests carry label ids, a short comment or a hook's settings.
+ */
+export const GITEA_SIZE_LIMITS = {
+  responseBytes: 32 * 1024 * 1024,
+  requestBytes: 1024 * 1024,
+} as const;
 
 /** The configuration a client is built from (the service's `Config` has these, and so do the tools'). */
 export type GiteaClientConfig = Pick<
@@ -89,7 +104,7 @@ interface Call {
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN']);
 
 /**
- * The only code that speaks HTTP to Gitea (DESIGN.md, "gitea" stage): one axios instance over one
+ * The only code that speaks HTTP to Gitea (docs/architecture.md, "The stages": gitea): one axios instance over one
  * `http(s).Agent({ keepAlive, maxSockets })`, `Authorization: token …`, per-request timeout, retries with
  * capped exponential backoff and full jitter (honouring `Retry-After`), and a client-wide circuit breaker.
  *
@@ -108,6 +123,7 @@ export class GiteaClient implements GiteaApi {
   private readonly circuit: CircuitBreaker;
   private readonly circuitMaxWaitMs: number;
   private readonly counters = { requests: 0, retries: 0 };
+  private readonly limits: { responseBytes: number; requestBytes: number };
   private version: Promise<{ raw: string; parsed: GiteaVersion | null }> | undefined;
 
   constructor(options: GiteaClientOptions) {
@@ -128,6 +144,10 @@ export class GiteaClient implements GiteaApi {
     this.retryMaxMs = options.retryMaxMs ?? 10000;
     this.circuit = new CircuitBreaker(options.circuit);
     this.circuitMaxWaitMs = options.circuit?.maxWaitMs ?? 30000;
+    this.limits = {
+      responseBytes: positiveLimit('maxResponseBytes', options.maxResponseBytes ?? GITEA_SIZE_LIMITS.responseBytes),
+      requestBytes: positiveLimit('maxRequestBytes', options.maxRequestBytes ?? GITEA_SIZE_LIMITS.requestBytes),
+    };
 
     const agentOptions = { keepAlive: options.keepAlive, maxSockets: options.maxSockets };
     this.agent = base.protocol === 'https:' ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
@@ -141,6 +161,9 @@ export class GiteaClient implements GiteaApi {
       httpsAgent: base.protocol === 'https:' ? this.agent : undefined,
       proxy: false,
       validateStatus: () => true,
+      // axios stops reading past these and rejects (send() turns that into a GiteaError naming the limit).
+      maxContentLength: this.limits.responseBytes,
+      maxBodyLength: this.limits.requestBytes,
       headers: {
         Authorization: `token ${options.token}`,
         Accept: 'application/json',
@@ -417,6 +440,14 @@ export class GiteaClient implements GiteaApi {
           this.circuit.release(probe);
           throw err;
         }
+        const oversize = this.sizeLimitError(call, err);
+        if (oversize) {
+          // Something answered, so this says nothing about Gitea's health; the same call would get the
+          // same answer now: no retry here (the scheduler may re-run the evaluation later).
+          this.circuit.release(probe);
+          this.log.debug('gitea request', { method, path: call.path, durationMs, attempt, error: oversize.message });
+          throw oversize;
+        }
         this.circuit.failure(probe);
         const code = err.code ?? 'network error';
         this.log.debug('gitea request', { method, path: call.path, durationMs, attempt, error: code });
@@ -453,6 +484,23 @@ export class GiteaClient implements GiteaApi {
     }
   }
 
+  /**
+   * A `GiteaError` naming the limit when axios refused a body over one of {@link GITEA_SIZE_LIMITS}.
+   * An answer too large is transient (a proxy may recover); a request too large is this service's own.
+   */
+  private sizeLimitError(call: Call, err: { message: string }): GiteaError | undefined {
+    const at = `${call.method} ${call.path}`;
+    const error = (message: string, transient: boolean) =>
+      new GiteaError({ message, method: call.method, path: call.path, transient, code: 'ERR_SIZE_LIMIT' });
+    if (err.message.startsWith('maxContentLength size of')) {
+      return error(`${at}: the answer is larger than the response size limit (${this.limits.responseBytes} bytes); is a proxy in front of Gitea misbehaving?`, true);
+    }
+    if (err.message.includes('maxBodyLength')) {
+      return error(`${at}: the request body is larger than the request size limit (${this.limits.requestBytes} bytes)`, false);
+    }
+    return undefined;
+  }
+
   private async pause(call: Call, attempt: number, error: GiteaError, retryAfter: number | undefined): Promise<void> {
     const backoff = Math.random() * Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** (attempt - 1));
     const delayMs = Math.round(retryAfter !== undefined ? Math.min(this.retryMaxMs, retryAfter) : backoff);
@@ -466,6 +514,11 @@ export class GiteaClient implements GiteaApi {
     });
     await new Promise((resolve) => setTimeout(resolve, delayMs));
   }
+}
+
+function positiveLimit(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) throw new Error(`GiteaClient: ${name} must be a positive integer, got ${value}`);
+  return value;
 }
 
 /** `Retry-After` as milliseconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */

@@ -103,13 +103,6 @@ export interface GroupedWriter {
   durableSoon(write: () => void): Promise<void>;
 }
 
-const writers = new WeakMap<Database.Database, GroupedWriter>();
-
-/** The group writer of the journal open on `db`, if any (else the caller writes on its own). */
-export function groupedWriterFor(db: Database.Database): GroupedWriter | undefined {
-  return writers.get(db);
-}
-
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS deliveries (
   seq         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -168,6 +161,11 @@ export class Journal implements JournalApi {
   /** Public: other stores (label ownership) keep their tables in the same database file. */
   readonly db: Database.Database;
   readonly path: string;
+  /**
+   * Writes of the stores that share {@link db} (label ownership: `OwnershipStore.forJournal`) join
+   * this journal's group commit through it.
+   */
+  readonly writer: GroupedWriter;
 
   private readonly log: Logger;
   private group: Waiting[] = [];
@@ -218,6 +216,14 @@ export class Journal implements JournalApi {
     this.sync = options.sync;
     this.syncWal = options.syncWal ?? fs.fsync;
     this.checkpointerOptions = options.checkpointer ?? DEFAULT_CHECKPOINTER;
+    this.writer = {
+      deferred: (write) => this.write('ownership', write, { trackHealth: false }),
+      durable: (write) => this.write('ownership', write, { durable: true, trackHealth: false }),
+      durableSoon: (write) => {
+        this.write('ownership', write, { trackHealth: false });
+        return this.settled();
+      },
+    };
     this.insertStmt = db.prepare(
       `INSERT OR IGNORE INTO deliveries
          (id, event, event_type, action, subject, repo, number, updated_at, sender, headers, body, state, reason, attempts, received_at)
@@ -333,14 +339,6 @@ export class Journal implements JournalApi {
     }
     const journal = new Journal(db, file, options);
     journal.walFd = walFd;
-    writers.set(db, {
-      deferred: (write) => journal.write('ownership', write, { trackHealth: false }),
-      durable: (write) => journal.write('ownership', write, { durable: true, trackHealth: false }),
-      durableSoon: (write) => {
-        journal.write('ownership', write, { trackHealth: false });
-        return journal.settled();
-      },
-    });
     options.log.debug('journal opened', { path: file, sync: options.sync, pending: journal.pendingCount() });
     return journal;
   }
@@ -639,7 +637,6 @@ export class Journal implements JournalApi {
     if (this.closed) return;
     this.flush();
     this.closed = true;
-    writers.delete(this.db);
     // The last commits' fsync, then what waited for it is acknowledged.
     await this.syncing;
     try {

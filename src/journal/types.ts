@@ -20,7 +20,12 @@ export interface NewDelivery {
   updatedAt: string | null;
   /** `sender.login`. */
   sender: string | null;
-  /** The request headers as received (lower-cased names), minus nothing: replay re-sends them. */
+  /**
+   * The request headers as received (lower-cased names), for replay to re-send, minus those the
+   * receiver drops (`storedHeaders` in src/receiver/receive.ts): `authorization` and `cookie`
+   * (credentials; rows end up in exports). A form delivery's are stored as JSON's
+   * (`content-type: application/json`, no `content-length`), like its decoded body.
+   */
   headers: Record<string, string>;
   /** The JSON payload exactly as signed (for a form hook: the decoded `payload` field). */
   body: string;

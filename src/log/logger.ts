@@ -2,12 +2,12 @@ import { Writable } from 'node:stream';
 import winston from 'winston';
 
 /**
- * Structured logging: winston, one JSON object per line on stdout (DESIGN.md, "Structured logs").
+ * Structured logging: winston, one JSON object per line on stdout (docs/architecture.md, "Structured logs").
  * Every line of a delivery's life carries the same fields, so `grep <delivery-id>` tells its story.
  */
 export type Logger = winston.Logger;
 
-/** The fields DESIGN.md names; child loggers bind some of them for a whole delivery or batch. */
+/** The fields docs/architecture.md names ("Structured logs"); child loggers bind some of them for a whole delivery or batch. */
 export interface LogFields {
   delivery?: string;
   event?: string;
@@ -48,7 +48,7 @@ export interface ToolLoggerOptions {
 
 export type LoggerOptions = ServiceLoggerOptions | ToolLoggerOptions;
 
-/** Renames winston's `message`/`timestamp` to DESIGN's `msg`/`time` and masks secrets. */
+/** Renames winston's `message`/`timestamp` to the documented `msg`/`time` (docs/architecture.md, "Structured logs") and masks secrets. */
 const shape = (redact: string[]) =>
   winston.format((info) => {
     const out = info as Record<string | symbol, unknown>;

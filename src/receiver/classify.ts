@@ -24,7 +24,7 @@ export type ClassifyResult = { ok: true; value: Classification } | { ok: false; 
 /**
  * Actions the service evaluates, per `X-Gitea-Event` family. Gitea names them in
  * `modules/structs/hook.go` (HookIssueAction). `label_updated`/`label_cleared` by a person
- * are triaged: it is how the service learns who removed what (DESIGN, "Receiving a webhook").
+ * are triaged: it is how the service learns who removed what (docs/architecture.md, "Receiving a webhook").
  */
 const TRIAGED: Record<string, ReadonlySet<string>> = {
   issues: new Set(['opened', 'edited', 'reopened', 'label_updated', 'label_cleared']),

@@ -29,6 +29,39 @@ export interface SchedulerOptions {
   /** Largest retry delay (ms). Default 60000. */
   retryMaxMs?: number;
   hooks?: SchedulerHooks;
+  /** Limits of the hand-over of parsed payloads (see {@link HAND_OVER_LIMITS}); tests lower them. */
+  handOver?: Partial<HandOverLimits>;
+}
+
+/** How much of the receiver's parsed payloads the scheduler keeps for the evaluations to come. */
+export interface HandOverLimits {
+  /** Payloads kept at most. */
+  maxEntries: number;
+  /** Sum of their bodies' bytes (as received) kept at most: a parsed payload costs a few times that. */
+  maxBytes: number;
+  /** A body larger than this is not handed over: its evaluation parses it from the journal. */
+  maxBodyBytes: number;
+}
+
+/**
+ * About a second of ordinary deliveries at 1,000/s (a few KB each) fits; a burst of large bodies
+ * (up to `MAX_BODY_BYTES`) does not pile up in the heap: the journal holds them, and an evaluation
+ * parses what was not handed over (docs/architecture.md, "The invariants": bounded memory).
+ */
+export const HAND_OVER_LIMITS: HandOverLimits = {
+  maxEntries: 1024,
+  maxBytes: 16 * 1024 * 1024,
+  maxBodyBytes: 1024 * 1024,
+};
+
+/** What the hand-over holds now, and how many payloads it turned away or dropped since the start. */
+export interface HandOverStats {
+  entries: number;
+  bytes: number;
+  /** Not kept: the body was larger than `maxBodyBytes`. */
+  tooLarge: number;
+  /** Dropped, oldest first, to stay within `maxEntries` and `maxBytes`. */
+  evicted: number;
 }
 
 type Phase = 'ready' | 'queued' | 'running' | 'retry';
@@ -87,10 +120,13 @@ export class Scheduler {
   private drainWaiters: (() => void)[] = [];
   /**
    * Payloads the receiver has parsed already, by delivery id: an evaluation soon after uses them
-   * instead of parsing the journaled body again. Bounded (the oldest go first); a delivery without
-   * one (resumed, retried, dropped from here) is parsed from the journal.
+   * instead of parsing the journaled body again. Bounded in entries and in bytes ({@link HandOverLimits};
+   * the oldest go first); a delivery without one (resumed, retried, too large, dropped from here) is
+   * parsed from the journal.
    */
-  private readonly parsed = new Map<string, Record<string, unknown>>();
+  private readonly parsed = new Map<string, { payload: Record<string, unknown>; bytes: number }>();
+  private readonly handOverLimits: HandOverLimits;
+  private readonly handOverCounts = { bytes: 0, tooLarge: 0, evicted: 0 };
 
   constructor(options: SchedulerOptions) {
     if (!Number.isInteger(options.concurrency) || options.concurrency < 1) {
@@ -107,6 +143,7 @@ export class Scheduler {
     this.retryBaseMs = options.retryBaseMs ?? 1000;
     this.retryMaxMs = options.retryMaxMs ?? 60_000;
     this.hooks = options.hooks ?? {};
+    this.handOverLimits = { ...HAND_OVER_LIMITS, ...options.handOver };
     this.capacity = 2 * this.concurrency;
     this.pageSize = Math.max(16, this.capacity);
     this.queue = new PQueue({ concurrency: this.concurrency });
@@ -129,11 +166,44 @@ export class Scheduler {
     return this.retryTimers.size;
   }
 
-  /** Hands over the receiver's parse of a journaled, pending delivery (see `parsed`). */
-  rememberPayload(id: string, payload: Record<string, unknown>): void {
+  /**
+   * Hands over the receiver's parse of a journaled, pending delivery (see `parsed`); `bodyBytes` is
+   * the size of its body as received. Within {@link HandOverLimits}: a large body is not kept, and
+   * the oldest payloads go first when the entries or their bytes would exceed the caps.
+   */
+  rememberPayload(id: string, payload: Record<string, unknown>, bodyBytes: number): void {
     if (this.stopping) return;
-    this.parsed.set(id, payload);
-    if (this.parsed.size > PARSED_PAYLOADS_MAX) this.parsed.delete(this.parsed.keys().next().value!);
+    const limits = this.handOverLimits;
+    if (bodyBytes > limits.maxBodyBytes || bodyBytes > limits.maxBytes) {
+      this.handOverCounts.tooLarge++;
+      return;
+    }
+    this.forgetPayload(id);
+    this.parsed.set(id, { payload, bytes: bodyBytes });
+    this.handOverCounts.bytes += bodyBytes;
+    while (this.parsed.size > limits.maxEntries || this.handOverCounts.bytes > limits.maxBytes) {
+      this.forgetPayload(this.parsed.keys().next().value!);
+      this.handOverCounts.evicted++;
+    }
+  }
+
+  /** The hand-over of parsed payloads now (for tests and diagnostics). */
+  get handOverStats(): HandOverStats {
+    return { entries: this.parsed.size, ...this.handOverCounts };
+  }
+
+  /** Takes a handed-over payload out (undefined when there is none). */
+  private takePayload(id: string): Record<string, unknown> | undefined {
+    const entry = this.parsed.get(id);
+    if (entry) this.forgetPayload(id);
+    return entry?.payload;
+  }
+
+  private forgetPayload(id: string): void {
+    const entry = this.parsed.get(id);
+    if (!entry) return;
+    this.parsed.delete(id);
+    this.handOverCounts.bytes -= entry.bytes;
   }
 
   /** Queues the subjects of a flushed micro-batch. */
@@ -199,6 +269,9 @@ export class Scheduler {
     this.queue.clear();
     this.queuedInPQueue = 0;
     this.ready.clear();
+    // What was queued stays pending in the journal; its handed-over payloads are no longer needed.
+    this.parsed.clear();
+    this.handOverCounts.bytes = 0;
     for (const timer of this.retryTimers.values()) clearTimeout(timer);
     this.retryTimers.clear();
     for (const [subject, entry] of this.entries) if (entry.phase !== 'running') this.entries.delete(subject);
@@ -423,9 +496,7 @@ export class Scheduler {
 
     const deliveries: DeliveryInput[] = [];
     for (const row of rows) {
-      const remembered = this.parsed.get(row.id);
-      if (remembered) this.parsed.delete(row.id);
-      const payload = remembered ?? parsePayload(row);
+      const payload = this.takePayload(row.id) ?? parsePayload(row);
       if (typeof payload === 'string') {
         // One broken row must not hold back the subject's other deliveries.
         this.journal.markFailed([row.id], payload);
@@ -532,9 +603,6 @@ export class Scheduler {
     for (const resolve of waiters) resolve();
   }
 }
-
-/** Parsed payloads kept for the next evaluation: about a second of deliveries at 1,000/s, a few tens of MB. */
-const PARSED_PAYLOADS_MAX = 1024;
 
 /** The parsed payload, or why it cannot be evaluated. */
 function parsePayload(row: StoredDelivery): Record<string, unknown> | string {

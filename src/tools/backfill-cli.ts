@@ -82,8 +82,8 @@ export async function backfillMain(argv: readonly string[], env: Readonly<Record
       const progress = createProgress({ label: BACKFILL_TOOL, stream: io.stderr });
       try {
         const bot = await botIdentity(gitea, config.giteaUrl);
-        const db = options.dryRun ? scratchDatabase(reader?.db) : journal!.db;
-        const evaluator = serviceEvaluator({ gitea, db, log, config, botLogin: () => bot, dryRun: options.dryRun });
+        const store = options.dryRun ? { db: scratchDatabase(reader?.db) } : { db: journal!.db, writer: journal!.writer };
+        const evaluator = serviceEvaluator({ gitea, ...store, log, config, botLogin: () => bot, dryRun: options.dryRun });
         const summary = await backfill({
           gitea,
           evaluator,

@@ -9,7 +9,7 @@
  * list means `["push"]`. `GET …/hooks` answers the expanded types (`Webhook.EventsArray`).
  */
 
-/** What the service triages (DESIGN.md "Receiving a webhook"): issues and their labels and comments,
+/** What the service triages (docs/architecture.md, "Receiving a webhook"): issues and their labels and comments,
  * pull requests (opened, edited, synchronized, labelled, commented), and pushes (context refresh). */
 export const SERVICE_EVENTS = ['issues', 'issue_comment', 'pull_request', 'push'] as const;
 

@@ -4,7 +4,7 @@ import { parseArgs, runTool, ToolError, type ToolIO } from './cli.js';
 
 /**
  * `logs`: a readable timeline of one delivery or one issue from the service's JSON log lines
- * (DESIGN.md "Structured logs": `received → journaled → batched → evaluated → applied | failed`).
+ * (docs/architecture.md, "Structured logs": `received → journaled → batched → evaluated → applied | failed`).
  */
 export const LOGS_TOOL = 'logs';
 
@@ -102,7 +102,7 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
-/** The fields worth reading on a timeline line, in this order (DESIGN's list, plus the few that explain a state). */
+/** The fields worth reading on a timeline line, in this order (docs/architecture.md, "Structured logs", plus the few that explain a state). */
 const FIELDS = ['event', 'action', 'batch', 'attempt', 'durationMs', 'added', 'removed', 'state', 'reason', 'note', 'status', 'error'] as const;
 
 function fieldText(value: unknown): string | undefined {

@@ -72,14 +72,20 @@ export class MemoryJournal implements JournalApi {
     return this.rows.get(id);
   }
 
+  /** As the SQLite `Journal.query`: rows matching every given field, oldest first; with `limit`, the newest `limit` rows. */
   query(filter: JournalFilter): StoredDelivery[] {
-    return this.all().filter(
+    const rows = this.all().filter(
       (r) =>
         (filter.id === undefined || r.id === filter.id) &&
         (filter.subject === undefined || r.subject === filter.subject) &&
         (filter.repo === undefined || r.repo === filter.repo) &&
-        (filter.state === undefined || r.state === filter.state),
+        (filter.state === undefined || r.state === filter.state) &&
+        (filter.since === undefined || r.receivedAt >= filter.since) &&
+        (filter.until === undefined || r.receivedAt < filter.until),
     );
+    if (filter.limit === undefined) return rows;
+    const limit = Math.max(0, Math.floor(filter.limit));
+    return limit === 0 ? [] : rows.slice(-limit);
   }
 
   prune(): number {

@@ -178,7 +178,7 @@ interface LocalRun {
 async function reprocessJournal(run: LocalRun): Promise<number> {
   const { rows, config, log, gitea, botLogin, io } = run;
   const journal = run.source.journal as Journal;
-  const evaluator = serviceEvaluator({ gitea, db: journal.db, log, config, botLogin, dryRun: false });
+  const evaluator = serviceEvaluator({ gitea, db: journal.db, writer: journal.writer, log, config, botLogin, dryRun: false });
   const results = await withProgress(io, rows, (onProgress) => reprocessFailed(journal, rows, { evaluator, log, concurrency: config.concurrency, onProgress }));
   for (const r of results) io.stdout.write(`${renderReprocessed(r)}\n`);
   const still = results.filter((r) => r.state !== 'done');

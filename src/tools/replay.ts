@@ -5,6 +5,7 @@ import type { Config } from '../config/config.js';
 import { ContextLoader } from '../context/context.js';
 import type { GiteaApi } from '../gitea/api.js';
 import type { JournalApi } from '../journal/api.js';
+import type { GroupedWriter } from '../journal/journal.js';
 import type { NewDelivery, StoredDelivery } from '../journal/types.js';
 import type { Logger } from '../log/logger.js';
 import { giteaDeliveryHeaders } from '../receiver/sign.js';
@@ -341,10 +342,13 @@ export function candidateEvaluator(parts: { gitea: GiteaApi; db: Database.Databa
   });
 }
 
-/** The service's evaluator (`createTriageEvaluator`) on `db`, dry run or not. */
-export function serviceEvaluator(parts: { gitea: GiteaApi; db: Database.Database; log: Logger; config: Config; botLogin: () => string | undefined; dryRun: boolean }): TriageEvaluator {
+/**
+ * The service's evaluator (`createTriageEvaluator`) on `db`, dry run or not. With `writer` (the
+ * journal's, when `db` is the journal's database) ownership writes join the journal's group commit.
+ */
+export function serviceEvaluator(parts: { gitea: GiteaApi; db: Database.Database; writer?: GroupedWriter; log: Logger; config: Config; botLogin: () => string | undefined; dryRun: boolean }): TriageEvaluator {
   return createTriageEvaluator({
-    journal: { db: parts.db },
+    journal: { db: parts.db, writer: parts.writer },
     gitea: parts.gitea,
     log: parts.log,
     config: { ...parts.config, dryRun: parts.dryRun },

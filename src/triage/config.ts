@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { type Document, isAlias, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { compileGlob, compilePattern } from './patterns.js';
-import type { CompiledPattern, ConfigProblem, LabelRule, TriageConfig } from './types.js';
+import { compilePattern, PatternCache } from './patterns.js';
+import type { CompiledPattern, ConfigLocation, ConfigProblem, LabelRule, TriageConfig } from './types.js';
 
 /**
  * A repository's `.gitea/triage.yml`: written by whoever can push to the repo, parsed inside the
@@ -257,7 +257,7 @@ function compileList(
   });
 }
 
-function parseRule(name: string, raw: unknown): LabelRule {
+function parseRule(name: string, raw: unknown, globs: PatternCache): LabelRule {
   const path: PathSegment[] = ['labels', name];
   // `needs-info:` with nothing under it: reported as a rule without conditions.
   const value = check(ruleSchema, raw ?? {}, path);
@@ -275,7 +275,7 @@ function parseRule(name: string, raw: unknown): LabelRule {
     rule[key] = compiled;
   }
   if (value.files) {
-    compileList(rawRule.files, value.files, [...path, 'files'], (s) => compileGlob(s), 'glob');
+    compileList(rawRule.files, value.files, [...path, 'files'], (s) => globs.glob(s), 'glob');
     rule.files = value.files;
   }
   const sections = value.missing_sections;
@@ -366,9 +366,11 @@ function build(data: unknown, text: string, locator: Locator): TriageConfig {
   }
 
   const labels = new Map<string, LabelRule>();
+  // The globs are compiled here to check them, and kept with the config for `decide`.
+  const globs = new PatternCache();
   for (const name of names) {
     if (name.trim().length === 0) throw new Problem(['labels', name], 'labels: a label name is empty', true);
-    labels.set(name, parseRule(name, rawLabels[name]));
+    labels.set(name, parseRule(name, rawLabels[name], globs));
   }
 
   let patterns = 0;
@@ -393,7 +395,7 @@ function build(data: unknown, text: string, locator: Locator): TriageConfig {
       thresholds.set(name, value);
     }
     const exclude = top.size.exclude ?? [];
-    compileList(valueAt(data, ['size', 'exclude']), exclude, ['size', 'exclude'], (s) => compileGlob(s), 'glob');
+    compileList(valueAt(data, ['size', 'exclude']), exclude, ['size', 'exclude'], (s) => globs.glob(s), 'glob');
     // Without size labels there is nothing to earn (and no reason to read a pull request's files).
     if (thresholds.size > 0) size = { labels: thresholds, exclude };
   }
@@ -403,18 +405,23 @@ function build(data: unknown, text: string, locator: Locator): TriageConfig {
     labels,
     commands: { enabled: commands.enabled, minPermission: commands.min_permission, reply: commands.reply },
     version: configVersion(text),
+    locations: labelLocations(labels.keys(), size?.labels.keys() ?? [], locator),
+    patterns: globs,
   };
   if (size) config.size = size;
+  return config;
+}
 
-  const locations = new Map<string, { path: string; line?: number }>();
+/** Where each label of the config is written (for reports about a label, e.g. one the repo lacks). */
+function labelLocations(rules: Iterable<string>, sizes: Iterable<string>, locator: Locator): Map<string, ConfigLocation> {
+  const locations = new Map<string, ConfigLocation>();
   const locate = (path: PathSegment[]) => {
     const line = locator.line(path, true);
     locations.set(path[path.length - 1] as string, { path: formatPath(path), ...(line !== undefined ? { line } : {}) });
   };
-  for (const name of labels.keys()) locate(['labels', name]);
-  for (const name of size?.labels.keys() ?? []) locate(['size', 'labels', name]);
-  labelLocations.set(config, locations);
-  return config;
+  for (const name of rules) locate(['labels', name]);
+  for (const name of sizes) locate(['size', 'labels', name]);
+  return locations;
 }
 
 /** A short hash of the config's text, recorded with every label the service adds. */
@@ -509,12 +516,9 @@ export function parseTriageConfig(text: string, file: string): ParseResult {
   }
 }
 
-/** Where each label of a parsed config is written (for reports about a label, e.g. one the repo lacks). */
-const labelLocations = new WeakMap<TriageConfig, Map<string, { path: string; line?: number }>>();
-
 /** The key path and line of `label` in the config it was parsed from (`labels.kind/bug`, `size.labels.size/S`). */
-export function configLabelLocation(config: TriageConfig, label: string): { path: string; line?: number } | undefined {
-  return labelLocations.get(config)?.get(label);
+export function configLabelLocation(config: TriageConfig, label: string): ConfigLocation | undefined {
+  return config.locations?.get(label);
 }
 
 /** Every label the config names, in the config's order: its rules' labels, then its size labels. */

@@ -1,4 +1,4 @@
-import { cachedGlob, truncateEvidence } from './patterns.js';
+import { PatternCache, truncateEvidence } from './patterns.js';
 import { markdownSections, normalizeHeading, type Section } from './templates.js';
 import type { AllowedCommand, DecideContext, LabelRule, Ownership, Plan, Reason, SubjectState, TemplateInfo } from './types.js';
 
@@ -22,11 +22,11 @@ function patternsCondition(rule: string, patterns: LabelRule['title'], text: str
   return FAILS;
 }
 
-function filesCondition(rule: string, globs: string[], subject: SubjectState): Outcome {
+function filesCondition(rule: string, globs: string[], subject: SubjectState, patterns: PatternCache): Outcome {
   // `files` is about pull requests: on an issue it does not hold.
   if (subject.kind !== 'pull') return FAILS;
   if (!subject.files) return { state: 'unknown', rule, evidence: 'changed files not known' };
-  const compiled = globs.map((g) => cachedGlob(g));
+  const compiled = globs.map((g) => patterns.glob(g));
   for (const file of subject.files) {
     for (const name of file.previousFilename ? [file.filename, file.previousFilename] : [file.filename]) {
       const glob = compiled.find((g) => g.matches(name));
@@ -108,17 +108,20 @@ function sectionsCondition(
   return { state: 'holds', rule, evidence: `missing or empty: ${missing.join(', ')}${from}` };
 }
 
-/** Whether a label rule holds for the subject, with the condition and evidence that say so. */
-export function evaluateRule(label: string, rule: LabelRule, subject: SubjectState, templates: readonly TemplateInfo[]): Outcome {
-  return evaluate(label, rule, subject, templates, new BodySections(subject.body));
+/**
+ * Whether a label rule holds for the subject, with the condition and evidence that say so.
+ * `patterns`: the config's compiled globs (`TriageConfig.patterns`); without it they are compiled here.
+ */
+export function evaluateRule(label: string, rule: LabelRule, subject: SubjectState, templates: readonly TemplateInfo[], patterns = new PatternCache()): Outcome {
+  return evaluate(label, rule, subject, templates, new BodySections(subject.body), patterns);
 }
 
-function evaluate(label: string, rule: LabelRule, subject: SubjectState, templates: readonly TemplateInfo[], sections: BodySections): Outcome {
+function evaluate(label: string, rule: LabelRule, subject: SubjectState, templates: readonly TemplateInfo[], sections: BodySections, patterns: PatternCache): Outcome {
   const base = `labels.${label}`;
   const outcomes: Outcome[] = [];
   if (rule.title) outcomes.push(patternsCondition(`${base}.title`, rule.title, subject.title));
   if (rule.body) outcomes.push(patternsCondition(`${base}.body`, rule.body, subject.body));
-  if (rule.files) outcomes.push(filesCondition(`${base}.files`, rule.files, subject));
+  if (rule.files) outcomes.push(filesCondition(`${base}.files`, rule.files, subject, patterns));
   if (rule.missingSections) outcomes.push(sectionsCondition(`${base}.missing_sections`, rule.missingSections, subject, templates, sections));
   if (outcomes.length === 0) return FAILS;
 
@@ -133,10 +136,17 @@ function evaluate(label: string, rule: LabelRule, subject: SubjectState, templat
   return outcomes.find((o) => o.state === 'unknown') ?? FAILS;
 }
 
-/** The size label a pull request earns: the largest threshold ≤ its changed lines (excluded files not counted). */
-export function sizeOutcome(subject: SubjectState, size: NonNullable<DecideContext['config']['size']>): { label?: string; total: number } | 'unknown' {
+/**
+ * The size label a pull request earns: the largest threshold ≤ its changed lines (excluded files not
+ * counted). `patterns`: the config's compiled globs; without it they are compiled here.
+ */
+export function sizeOutcome(
+  subject: SubjectState,
+  size: NonNullable<DecideContext['config']['size']>,
+  patterns = new PatternCache(),
+): { label?: string; total: number } | 'unknown' {
   if (!subject.files) return 'unknown';
-  const exclude = size.exclude.map((g) => cachedGlob(g));
+  const exclude = size.exclude.map((g) => patterns.glob(g));
   let total = 0;
   for (const f of subject.files) {
     if (exclude.some((g) => g.matches(f.filename))) continue;
@@ -258,13 +268,15 @@ export function decide(subject: SubjectState, ctx: DecideContext, ownership: Own
   // --- rules, in config order, then the size label ---------------------------------------------
   const candidates: Candidate[] = [];
   const sections = new BodySections(subject.body);
+  // A config built by hand (not by parseTriageConfig) has no compiled globs: compile them for this plan.
+  const patterns = config.patterns ?? new PatternCache();
   for (const [label, rule] of config.labels) {
-    const outcome = evaluate(label, rule, subject, templates, sections);
+    const outcome = evaluate(label, rule, subject, templates, sections, patterns);
     if (outcome.state !== 'fails') candidates.push({ label, ...outcome });
   }
   let sizeState: ReturnType<typeof sizeOutcome> | undefined;
   if (config.size && subject.kind === 'pull') {
-    sizeState = sizeOutcome(subject, config.size);
+    sizeState = sizeOutcome(subject, config.size, patterns);
     if (sizeState === 'unknown') {
       // Without the files the size cannot be judged: the present size labels stay as they are.
       for (const label of config.size.labels.keys()) {

@@ -7,6 +7,7 @@ import { ContextLoader, type RepoContext } from '../context/context.js';
 import type { GiteaApi } from '../gitea/api.js';
 import { GiteaError } from '../gitea/errors.js';
 import type { GiteaIssue, GiteaPermission } from '../gitea/types.js';
+import type { GroupedWriter } from '../journal/journal.js';
 import type { NewDelivery } from '../journal/types.js';
 import type { Logger } from '../log/logger.js';
 import { type DeliveryInput, type EvaluationResult, type Evaluator, PermanentError, type WorkItem } from '../scheduler/types.js';
@@ -351,7 +352,8 @@ export class TriageEvaluator implements Evaluator {
         permission = await this.gitea.getPermission(owner, repo, user);
       } catch (error) {
         if (error instanceof GiteaError && error.status === 403) {
-          // Gitea answers the permission endpoint only to a repo admin (DESIGN, "Commands").
+          // Gitea answers another user's permission only to a site or repo admin (routers/api/v1/repo/
+          // collaborators.go, GetRepoPermissions, v1.25.4; docs/architecture.md, "Commands").
           log.warn('commands need the bot to be a repo admin', { repo: `${owner}/${repo}`, user, error: error.message });
           return { ok: false, reason: "the bot cannot check permissions here (it needs admin on the repository)" };
         }
@@ -374,8 +376,11 @@ function labelsOf(issue: GiteaIssue): GiteaIssue['labels'] {
 }
 
 export interface TriageParts {
-  /** The journal: its better-sqlite3 database also holds the ownership tables. */
-  journal: { db: Database.Database };
+  /**
+   * The journal: its better-sqlite3 database also holds the ownership tables, whose writes join its
+   * group commit through `writer`. Without `writer` (a scratch copy for a dry run) each commits alone.
+   */
+  journal: { db: Database.Database; writer?: GroupedWriter };
   gitea: GiteaApi;
   log: Logger;
   config: Config;
@@ -414,7 +419,7 @@ export function createTriageEvaluator(parts: TriageParts): TriageEvaluator {
     log,
     ...(defaultConfig ? { defaultConfig } : {}),
   });
-  const store = new OwnershipStore(journal.db);
+  const store = new OwnershipStore(journal.db, { writer: journal.writer });
   return new TriageEvaluator({
     gitea,
     context,

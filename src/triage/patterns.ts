@@ -395,16 +395,29 @@ function bracketToRegex(inner: string): { re: string; negated: boolean } {
   return { re: negated ? `[^${out}/]` : `[${out}]`, negated };
 }
 
-const globCache = new Map<string, CompiledGlob>();
-const GLOB_CACHE_MAX = 2000;
+/**
+ * Compiled globs by source, owned by whoever compiles them: `parseTriageConfig` fills one with the
+ * config's globs while it checks them, and `decide` reads them from it for every subject instead of
+ * compiling them again. Bounded: past `max` entries it starts over.
+ */
+export class PatternCache {
+  private readonly globs = new Map<string, CompiledGlob>();
 
-/** `compileGlob` with a bounded cache: `decide` runs the same config's globs for every subject. */
-export function cachedGlob(glob: string): CompiledGlob {
-  let compiled = globCache.get(glob);
-  if (!compiled) {
-    compiled = compileGlob(glob);
-    if (globCache.size >= GLOB_CACHE_MAX) globCache.clear();
-    globCache.set(glob, compiled);
+  constructor(private readonly max = 2000) {}
+
+  /** The compiled `glob`, compiled now on first use. @throws Error as {@link compileGlob} does. */
+  glob(glob: string): CompiledGlob {
+    let compiled = this.globs.get(glob);
+    if (!compiled) {
+      compiled = compileGlob(glob);
+      if (this.globs.size >= this.max) this.globs.clear();
+      this.globs.set(glob, compiled);
+    }
+    return compiled;
   }
-  return compiled;
+
+  /** How many compiled globs it holds. */
+  get size(): number {
+    return this.globs.size;
+  }
 }

@@ -2,6 +2,7 @@
  * The triage decision's inputs and output. `decide` (in `decide.ts`) is a pure function of these:
  * no I/O, no clock.
  */
+import type { PatternCache } from './patterns.js';
 
 /** A list of regexes compiled with a linear-time engine (RE2 semantics): a repo's config is untrusted. */
 export interface CompiledPattern {
@@ -32,6 +33,19 @@ export interface TriageConfig {
   commands: { enabled: boolean; minPermission: 'read' | 'write' | 'admin'; reply: boolean };
   /** A short hash of the config's source text: recorded with every label the service adds. */
   version: string;
+  /**
+   * Where each label is written in the config's text (`labels.kind/bug`, `size.labels.size/S`, and
+   * the line), for reports about a label; set by `parseTriageConfig` (see `configLabelLocation`).
+   */
+  locations?: ReadonlyMap<string, ConfigLocation>;
+  /** The config's globs, compiled once by `parseTriageConfig`; absent on a config built by hand. */
+  patterns?: PatternCache;
+}
+
+/** Where a label is written in a triage config: its key path and, when known, its line. */
+export interface ConfigLocation {
+  path: string;
+  line?: number;
 }
 
 /** A triage config that could not be used: reported once per repo (cached), the issue is left alone. */

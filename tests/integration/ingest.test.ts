@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { fixtureDelivery, FIXTURE_SECRET, signDelivery, type SignedDelivery } from '../helpers/signing.js';
 import { metricValue, RecordingEvaluator, request, startService, type TestService } from '../helpers/service.js';
 
-// DESIGN.md, "Receiving a webhook": one test per row of the answer table, over real HTTP,
+// docs/architecture.md, "Receiving a webhook": one test per row of the answer table, over real HTTP,
 // against the real service (journal in a temp dir, stub Gitea for the bot identity).
 
 const SECOND_SECRET = 'rotated-secret-2026';

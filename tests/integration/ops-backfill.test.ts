@@ -88,7 +88,7 @@ describe('backfill', () => {
     expect(sim.stats().labelWrites).toBeGreaterThan(0);
     const journal = Journal.open({ dataDir, sync: 'normal', log: silentLogger() });
     try {
-      const owned = new OwnershipStore(journal.db).owned(`${ORG}/gadgets`, 1);
+      const owned = OwnershipStore.forJournal(journal).owned(`${ORG}/gadgets`, 1);
       expect(owned.map((o) => [o.label, o.kind, o.rule])).toEqual([['kind/bug', 'rule', expect.stringContaining('kind/bug')]]);
     } finally {
       await journal.close();

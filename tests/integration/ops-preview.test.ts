@@ -56,7 +56,7 @@ describe('replay --local --config (preview a config change)', () => {
 
     const file = path.join(work, 'candidate.yml');
     fs.writeFileSync(file, CANDIDATE);
-    const store = new OwnershipStore(h.service.journal.db);
+    const store = OwnershipStore.forJournal(h.service.journal);
     const eventsBefore = [issues.crash, issues.button, issues.bug].map((n) => store.events(`${ORG}/${REPO}`, n!).length);
     const knownBefore = Object.values(issues).map((n) => store.known(`${ORG}/${REPO}`, n));
     h.sim.resetStats();

@@ -61,7 +61,7 @@ describe('replay --url', () => {
     // Same decision: the same labels, added under the same rules.
     expect(b.sim.issueLabels(ORG, REPO, n)).toEqual(a.sim.issueLabels(ORG, REPO, n));
     const rules = (h: TriageHarness) =>
-      new OwnershipStore(h.service.journal.db)
+      OwnershipStore.forJournal(h.service.journal)
         .events(`${ORG}/${REPO}`, n)
         .map((e) => `${e.action} ${e.label} ${e.kind} ${e.rule}`)
         .sort();
@@ -149,7 +149,7 @@ describe('export → replay --from', () => {
   });
 
   it('--local against the journal leaves DATA_DIR as it was', async () => {
-    const store = new OwnershipStore(a.service.journal.db);
+    const store = OwnershipStore.forJournal(a.service.journal);
     const events = store.events(`${ORG}/${REPO}`, n).length;
     const known = store.known(`${ORG}/${REPO}`, n);
     expect(known).toBeDefined();

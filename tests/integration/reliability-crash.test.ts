@@ -66,8 +66,8 @@ describe('a crash between a label write and its bookkeeping', () => {
     gate.rules.length = 0;
     gate.release();
 
-    // Then the title changes: kind/bug's rule no longer holds, and the bot's label must go (DESIGN,
-    // "Labels it added follow their rule"). A person's label would stay — the bot must still know it is its own.
+    // Then the title changes: kind/bug's rule no longer holds, and the bot's label must go (docs/architecture.md,
+    // "Label ownership": a label the service added follows its rule). A person's label would stay — the bot must still know it is its own.
     sim.editIssue(ORG, REPO, item!.number, { title: 'Question about saving' }, 'alice');
     const restarted = await startChild(env);
     const edit = deliveryFor({ ...item!, title: 'Question about saving' }, 'edited', 2);

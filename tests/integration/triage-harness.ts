@@ -127,7 +127,7 @@ export async function startTriage(
   const { url } = await service.listen();
   await service.identified();
   sim.setWebhook({ url: `${url}/webhook`, secret: SECRET });
-  const store = new OwnershipStore(service.journal.db);
+  const store = OwnershipStore.forJournal(service.journal);
 
   const settle = async (timeoutMs = 15_000): Promise<void> => {
     const deadline = Date.now() + timeoutMs;

@@ -18,7 +18,7 @@ function errorOf(env: Record<string, string>): ConfigError {
 }
 
 describe('loadConfig', () => {
-  it('applies DESIGN.md defaults and normalises the required values', () => {
+  it('applies the documented defaults and normalises the required values', () => {
     const c = loadConfig(required);
     expect(c).toMatchObject({
       giteaUrl: 'http://127.0.0.1:3000',

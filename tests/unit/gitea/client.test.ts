@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { GiteaClient, type GiteaClientOptions } from '../../../src/gitea/client.js';
+import { GITEA_SIZE_LIMITS, GiteaClient, type GiteaClientOptions } from '../../../src/gitea/client.js';
 import { GiteaError } from '../../../src/gitea/errors.js';
 import { createLogger, LogCapture, silentLogger } from '../../../src/log/logger.js';
 import { SimGitea } from '../../../src/simgitea/index.js';
@@ -340,6 +340,77 @@ describe('GiteaClient stays on GITEA_URL', () => {
       await redirecting.close();
       await elsewhere.close();
     }
+  });
+});
+
+/** Answers every request with a JSON array that never ends (a broken proxy), until the client hangs up. */
+function endlessAnswer(_req: http.IncomingMessage, res: http.ServerResponse): void {
+  res.setHeader('Content-Type', 'application/json');
+  res.write('[');
+  const chunk = Buffer.from(`${JSON.stringify({ id: 1, name: 'x'.repeat(1000) })},`.repeat(64));
+  let open = true;
+  res.on('close', () => (open = false));
+  const pump = () => {
+    while (open && res.write(chunk));
+    if (open) res.once('drain', pump);
+  };
+  pump();
+}
+
+describe('GiteaClient size limits', () => {
+  it('stops reading an endless answer at the default response limit, with an error naming it; the client still works', async () => {
+    let endless = true;
+    const proxy = await countingServer((req, res) => {
+      if (endless) return endlessAnswer(req, res);
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ id: 1, login: 'triage-bot' }));
+    });
+    try {
+      // A generous timeout: only the size limit can end the endless answer.
+      const c = client({ timeoutMs: 120_000 }, proxy);
+      const err = await failure(c.listRepoLabels('acme', 'widgets'));
+      expect(err.message).toBe(
+        `GET /repos/acme/widgets/labels: the answer is larger than the response size limit (${GITEA_SIZE_LIMITS.responseBytes} bytes); is a proxy in front of Gitea misbehaving?`,
+      );
+      expect(err).toMatchObject({ transient: true, code: 'ERR_SIZE_LIMIT' });
+      expect(err.message).not.toContain(TOKEN);
+      // Not retried: the same call would read the same answer.
+      expect(proxy.hits).toEqual(['GET /api/v1/repos/acme/widgets/labels?page=1&limit=50']);
+      // The next call on the same client gets through (the pool and the circuit are fine).
+      endless = false;
+      await expect(c.getCurrentUser()).resolves.toMatchObject({ login: 'triage-bot' });
+      expect(c.health().state).toBe('closed');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('applies a configured response limit to an answer that announces its length', async () => {
+    const big = await countingServer((_req, res) => {
+      const body = JSON.stringify(Array.from({ length: 200 }, (_, i) => ({ id: i, name: `label-${i}`, color: 'ededed' })));
+      res.setHeader('Content-Type', 'application/json');
+      res.setHeader('Content-Length', String(Buffer.byteLength(body)));
+      res.end(body);
+    });
+    try {
+      const err = await failure(client({ maxResponseBytes: 4096 }, big).listRepoLabels('acme', 'widgets'));
+      expect(err.message).toMatch(/the answer is larger than the response size limit \(4096 bytes\)/);
+      expect(big.hits).toHaveLength(1);
+    } finally {
+      await big.close();
+    }
+  });
+
+  it('refuses to send a request body over the request limit, naming it', async () => {
+    const c = client({ maxRequestBytes: 1024 });
+    const err = await failure(c.createComment('acme', 'widgets', 1, 'y'.repeat(2000)));
+    expect(err.message).toBe('POST /repos/acme/widgets/issues/1/comments: the request body is larger than the request size limit (1024 bytes)');
+    expect(err.transient).toBe(false);
+    expect(sim.stats().requests).toBe(0);
+  });
+
+  it('refuses a limit that is not a positive integer', () => {
+    expect(() => client({ maxResponseBytes: 0 })).toThrow('GiteaClient: maxResponseBytes must be a positive integer, got 0');
   });
 });
 

@@ -387,7 +387,7 @@ describe('group commit of state changes', () => {
 
   it("the ownership store's writes join the group; an intent is on disk before a label write is sent", async () => {
     const journal = openJournal();
-    const store = new OwnershipStore(journal.db);
+    const store = OwnershipStore.forJournal(journal);
     const d = delivery();
     await journal.append(d);
     const commits = journal.commitCount;

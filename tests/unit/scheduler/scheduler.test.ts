@@ -9,7 +9,7 @@ import type { JournalApi } from '../../../src/journal/api.js';
 import { Journal } from '../../../src/journal/journal.js';
 import type { NewDelivery } from '../../../src/journal/types.js';
 import { LogCapture, type Logger, createLogger, silentLogger } from '../../../src/log/logger.js';
-import { Scheduler, type SchedulerHooks } from '../../../src/scheduler/scheduler.js';
+import { type HandOverLimits, Scheduler, type SchedulerHooks } from '../../../src/scheduler/scheduler.js';
 import { type EvaluationResult, type Evaluator, PermanentError, type WorkItem } from '../../../src/scheduler/types.js';
 import { waitFor } from '../../helpers/wait.js';
 
@@ -116,6 +116,7 @@ function scheduler(options: {
   maxAttempts?: number;
   log?: Logger;
   hooks?: SchedulerHooks;
+  handOver?: Partial<HandOverLimits>;
 }): Scheduler {
   const s = new Scheduler({
     journal: options.journal,
@@ -126,6 +127,7 @@ function scheduler(options: {
     retryBaseMs: 2,
     retryMaxMs: 10,
     hooks: options.hooks,
+    handOver: options.handOver,
   });
   schedulers.push(s);
   return s;
@@ -157,7 +159,7 @@ describe('Scheduler: one evaluation on the newest state', () => {
     const [a, b] = [edit(8, '2026-01-01T00:00:01Z'), edit(8, '2026-01-01T00:00:02Z')];
     await journalAll(journal, [a, b]);
     const parsedByReceiver = JSON.parse(a.body) as Record<string, unknown>;
-    s.rememberPayload(a.id, parsedByReceiver); // b was not handed over: parsed from the journal
+    s.rememberPayload(a.id, parsedByReceiver, Buffer.byteLength(a.body)); // b was not handed over: parsed from the journal
 
     s.schedule(batchOf([a, b]));
     await s.onIdle();
@@ -169,6 +171,42 @@ describe('Scheduler: one evaluation on the newest state', () => {
     expect(retry!.deliveries[0]!.payload).not.toBe(parsedByReceiver);
     expect(retry!.deliveries[0]!.payload).toEqual(parsedByReceiver);
     expect(retry!.attempt).toBe(2);
+  });
+
+  it('keeps the hand-over within its byte cap: large bodies are not kept, the oldest go first, evaluations parse the rest from the journal', async () => {
+    const journal = openJournal();
+    const evaluator = new RecordingEvaluator();
+    const s = scheduler({ journal, evaluator, handOver: { maxEntries: 100, maxBytes: 3000, maxBodyBytes: 1500 } });
+    // Eight issues, each body about 1 KB, and one of about 2 KB (over maxBodyBytes).
+    const padded = (n: number, size: number) => {
+      const d = edit(n, '2026-01-01T00:00:01Z');
+      return { ...d, body: JSON.stringify({ action: 'edited', issue: { number: n, body: 'x'.repeat(size), updated_at: d.updatedAt } }) };
+    };
+    const small = Array.from({ length: 8 }, (_, i) => padded(20 + i, 1000));
+    const large = padded(40, 2000);
+    await journalAll(journal, [...small, large]);
+    const handedOver = new Map<string, Record<string, unknown>>();
+    let maxBytes = 0;
+    for (const d of [...small, large]) {
+      const payload = JSON.parse(d.body) as Record<string, unknown>;
+      handedOver.set(d.id, payload);
+      s.rememberPayload(d.id, payload, Buffer.byteLength(d.body));
+      maxBytes = Math.max(maxBytes, s.handOverStats.bytes);
+    }
+    expect(maxBytes).toBeLessThanOrEqual(3000);
+    const stats = s.handOverStats;
+    expect(stats).toMatchObject({ entries: 2, tooLarge: 1, evicted: 6 });
+    expect(stats.bytes).toBe(Buffer.byteLength(small[6]!.body) + Buffer.byteLength(small[7]!.body));
+
+    s.schedule(batchOf([...small, large]));
+    await s.onIdle();
+    // Every delivery is evaluated on its full payload; only the two still held were the receiver's objects.
+    const byId = new Map(evaluator.items.flatMap((i) => i.deliveries.map((d) => [d.id, d.payload] as const)));
+    expect(byId.size).toBe(9);
+    const reused = [...byId].filter(([id, payload]) => payload === handedOver.get(id)).map(([id]) => id);
+    expect(reused.sort()).toEqual([small[6]!.id, small[7]!.id].sort());
+    for (const [id, payload] of byId) expect(payload).toEqual(handedOver.get(id));
+    expect(s.handOverStats).toMatchObject({ entries: 0, bytes: 0 });
   });
   it.each([
     ['shuffled', shuffle(times)],

@@ -10,7 +10,7 @@ const D1 = '6f1c2a8e-0000-4000-8000-000000000001';
 const D2 = '6f1c2a8e-0000-4000-8000-000000000002';
 const D3 = '6f1c2a8e-0000-4000-8000-000000000003';
 
-/** A delivery's life as the service logs it (field names of DESIGN.md, messages of the stages). */
+/** A delivery's life as the service logs it (field names of docs/architecture.md, "Structured logs"; messages of the stages). */
 const LIFE = [
   { level: 'debug', time: '2025-03-01T10:00:00.004Z', msg: 'received', delivery: D1, event: 'issues', action: 'opened', repo: 'acme/widgets', number: 7, eventType: 'issues' },
   { level: 'info', time: '2025-03-01T10:00:00.012Z', msg: 'journaled', delivery: D1, event: 'issues', action: 'opened', repo: 'acme/widgets', number: 7, state: 'pending', subject: 'acme/widgets#7' },
@@ -100,7 +100,7 @@ describe('logs: the timeline', () => {
     expect(t.lines[0]).toBe('10:00:00.100 warn  retry scheduled  error="no answer from Gitea (ECONNRESET)"');
   });
 
-  it('reads the real logger’s lines: the fields DESIGN names survive the round trip', async () => {
+  it('reads the real logger’s lines: the documented fields survive the round trip', async () => {
     const capture = new LogCapture();
     const log = createLogger({ level: 'debug', format: 'json', stream: capture.stream });
     const d = log.child({ delivery: D1, event: 'issues', action: 'opened', repo: 'acme/widgets', number: 7 });

@@ -23,8 +23,8 @@ function problem(text: string): ConfigProblem {
   return r.problem;
 }
 
-// The example of DESIGN.md, "Repository context and the triage config".
-const DESIGN_EXAMPLE = `labels:
+// The README's example config ("The triage config"; its comments aside): every kind of rule.
+const README_EXAMPLE = `labels:
   kind/bug:                      # label name as it exists in the repo (or org)
     title: ['\\bbug\\b', 'crash']  # regexes, case-insensitive; any may match
     body:  ['stack ?trace']
@@ -52,7 +52,7 @@ commands:
 
 describe('parseTriageConfig: valid configs', () => {
   it('reads the example of the design', () => {
-    const c = config(DESIGN_EXAMPLE);
+    const c = config(README_EXAMPLE);
     expect([...c.labels.keys()]).toEqual(['kind/bug', 'area/docs', 'area/api-docs', 'needs-info']);
     const bug = c.labels.get('kind/bug');
     expect(bug?.match).toBe('any');
@@ -242,7 +242,7 @@ describe('parseTriageConfig: limits', () => {
 
 describe('configLabelNames and configLabelLocation', () => {
   it('lists rule labels then size labels, in the file’s order', () => {
-    expect(configLabelNames(config(DESIGN_EXAMPLE))).toEqual([
+    expect(configLabelNames(config(README_EXAMPLE))).toEqual([
       'kind/bug',
       'area/docs',
       'area/api-docs',
@@ -257,9 +257,20 @@ describe('configLabelNames and configLabelLocation', () => {
   });
 
   it('tells where a label is written', () => {
-    const c = config(DESIGN_EXAMPLE);
+    const c = config(README_EXAMPLE);
     expect(configLabelLocation(c, 'needs-info')).toEqual({ path: 'labels.needs-info', line: 11 });
     expect(configLabelLocation(c, 'size/M')).toEqual({ path: 'size.labels.size/M', line: 17 });
     expect(configLabelLocation(c, 'nope')).toBeUndefined();
+  });
+
+  it('carries the locations and the compiled globs as data of the parsed config (no registry beside it)', () => {
+    const c = config(README_EXAMPLE);
+    // A copy knows as much as the original: nothing is looked up by the object's identity.
+    const copy: TriageConfig = { ...c };
+    expect(configLabelLocation(copy, 'kind/bug')).toEqual({ path: 'labels.kind/bug', line: 2 });
+    // Every glob of the config (files and size.exclude) is compiled once, at parse, and kept with it.
+    expect(c.patterns?.size).toBe(5);
+    // Two configs do not share compiled globs.
+    expect(config('labels:\n  area/docs:\n    files: [\'docs/**\']\n').patterns?.size).toBe(1);
   });
 });

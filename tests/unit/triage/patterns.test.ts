@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import picomatch from 'picomatch';
-import { capText, compileGlob, compilePattern, PATTERN_LIMITS, truncateEvidence } from '../../../src/triage/patterns.js';
+import { capText, compileGlob, compilePattern, PATTERN_LIMITS, PatternCache, truncateEvidence } from '../../../src/triage/patterns.js';
 
 describe('compilePattern', () => {
   it.each([
@@ -230,5 +230,30 @@ describe('compileGlob', () => {
       }),
       { numRuns: 3000, seed: 20240611 },
     );
+  });
+});
+
+describe('PatternCache', () => {
+  it('compiles a glob once and answers like compileGlob', () => {
+    const cache = new PatternCache();
+    const g = cache.glob('docs/**');
+    expect(cache.glob('docs/**')).toBe(g);
+    expect(g.matches('docs/a/b.md')).toBe(true);
+    expect(g.matches('src/a.ts')).toBe(false);
+    expect(cache.size).toBe(1);
+  });
+
+  it('stays within its bound and keeps answering', () => {
+    const cache = new PatternCache(2);
+    cache.glob('a/*');
+    cache.glob('b/*');
+    expect(cache.glob('c/*').matches('c/x')).toBe(true);
+    expect(cache.size).toBeLessThanOrEqual(2);
+  });
+
+  it('refuses a bad glob as compileGlob does, and caches nothing for it', () => {
+    const cache = new PatternCache();
+    expect(() => cache.glob('a\\')).toThrow(/lone backslash/);
+    expect(cache.size).toBe(0);
   });
 });
