@@ -11,7 +11,7 @@ import { giteaDeliveryHeaders } from '../receiver/sign.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import type { EvaluationResult, Evaluator, WorkItem } from '../scheduler/types.js';
 import { parseTriageConfig } from '../triage/config.js';
-import { createTriageEvaluator, TriageEvaluator } from '../triage/evaluator.js';
+import { createTriageEvaluator, TriageEvaluator } from '../evaluation/evaluator.js';
 import type { Reason } from '../triage/types.js';
 import { describeError as errorText, ToolError } from '../tools/cli.js';
 import { MemoryJournal } from './memory-journal.js';

@@ -11,10 +11,10 @@ import type { NewDelivery } from '../journal/types.js';
 import type { Logger } from '../log/logger.js';
 import { type DeliveryInput, type EvaluationResult, type Evaluator, PermanentError, type WorkItem } from '../scheduler/types.js';
 import { repoOf } from '../subject.js';
-import { parseCommands } from './commands.js';
-import { parseTriageConfig } from './config.js';
-import { decide } from './decide.js';
-import type { AllowedCommand, SubjectState, TriageConfig } from './types.js';
+import { parseCommands } from '../triage/commands.js';
+import { parseTriageConfig } from '../triage/config.js';
+import { decide } from '../triage/decide.js';
+import type { AllowedCommand, SubjectState, TriageConfig } from '../triage/types.js';
 
 export interface TriageEvaluatorOptions {
   gitea: GiteaApi;
