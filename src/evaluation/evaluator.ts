@@ -1,25 +1,26 @@
-import fs from 'node:fs';
-import type Database from 'better-sqlite3';
-import { LabelApplier } from '../applier/applier.js';
-import { type LabelChange, OwnershipStore } from '../applier/ownership.js';
-import type { Config } from '../config/config.js';
-import { ContextLoader, type RepoContext } from '../context/context.js';
+import type { LabelApplier } from '../applier/applier.js';
+import type { OwnershipStore } from '../applier/ownership.js';
+import type { ContextLoader } from '../context/context.js';
 import type { GiteaApi } from '../gitea/api.js';
 import { GiteaError } from '../gitea/errors.js';
-import type { GiteaIssue, GiteaPermission } from '../gitea/types.js';
+import type { GiteaIssue } from '../gitea/types.js';
 import type { NewDelivery } from '../journal/types.js';
 import type { Logger } from '../log/logger.js';
-import { type DeliveryInput, type EvaluationResult, type Evaluator, PermanentError, type WorkItem } from '../scheduler/types.js';
+import { type EvaluationResult, type Evaluator, PermanentError, type WorkItem } from '../scheduler/types.js';
 import { repoOf } from '../subject.js';
 import { parseCommands } from '../triage/commands.js';
-import { parseTriageConfig } from '../triage/config.js';
 import { decide } from '../triage/decide.js';
 import type { AllowedCommand, SubjectState, TriageConfig } from '../triage/types.js';
+import { learnLabelChanges } from './bookkeeping.js';
+import { isDefaultBranchPush, isObject, LABEL_ACTIONS, payloadLabels, str } from './payload.js';
+import { PermissionCache } from './permissions.js';
 
 export interface TriageEvaluatorOptions {
   gitea: GiteaApi;
   context: ContextLoader;
   store: OwnershipStore;
+  /** Carries out the decision's plan (built beside the evaluator where the service is composed). */
+  applier: LabelApplier;
   /** The bot's login once known (`GET /user`): its own deliveries teach the label set, never count as a person's. */
   botLogin: () => string | undefined;
   /** Decide and log, write nothing to Gitea. */
@@ -28,31 +29,6 @@ export interface TriageEvaluatorOptions {
   /** How long a commenter's permission is reused (default 60 s). */
   permissionTtlMs?: number;
   now?: () => number;
-}
-
-type Obj = Record<string, unknown>;
-const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
-
-const LABEL_ACTIONS = new Set(['label_updated', 'label_cleared']);
-const RANK: Record<GiteaPermission, number> = { none: 0, read: 1, write: 2, admin: 3, owner: 4 };
-const MIN_RANK = { read: 1, write: 2, admin: 3 } as const;
-
-/** True for a push to the repository's default branch (the only branch the context is read from). */
-export function isDefaultBranchPush(payload: Obj): boolean {
-  const repository = payload.repository;
-  if (!isObject(repository)) return false;
-  const branch = str(repository.default_branch);
-  return branch !== undefined && payload.ref === `refs/heads/${branch}`;
-}
-
-/** Label names of an issue or pull request payload (`label_updated` carries the full set, no diff). */
-export function payloadLabels(payload: Obj): string[] | undefined {
-  const subject = isObject(payload.pull_request) ? payload.pull_request : isObject(payload.issue) ? payload.issue : undefined;
-  if (!subject) return undefined;
-  if (subject.labels === null) return []; // Gitea sends null for "no labels" in some shapes
-  if (!Array.isArray(subject.labels)) return undefined;
-  return subject.labels.flatMap((l) => (isObject(l) && typeof l.name === 'string' ? [l.name] : []));
 }
 
 /** A refused `/label` command as the commenter would read it. */
@@ -78,9 +54,7 @@ export class TriageEvaluator implements Evaluator {
   private readonly dryRun: boolean;
   private readonly log: Logger;
   private readonly applier: LabelApplier;
-  private readonly permissionTtlMs: number;
-  private readonly now: () => number;
-  private readonly permissions = new Map<string, { permission: GiteaPermission; at: number }>();
+  private readonly permissions: PermissionCache;
 
   constructor(options: TriageEvaluatorOptions) {
     this.gitea = options.gitea;
@@ -89,9 +63,8 @@ export class TriageEvaluator implements Evaluator {
     this.botLogin = options.botLogin;
     this.dryRun = options.dryRun;
     this.log = options.log;
-    this.permissionTtlMs = options.permissionTtlMs ?? 60_000;
-    this.now = options.now ?? Date.now;
-    this.applier = new LabelApplier({ gitea: options.gitea, store: options.store });
+    this.applier = options.applier;
+    this.permissions = new PermissionCache(options.gitea, options.permissionTtlMs ?? 60_000, options.now ?? Date.now);
   }
 
   observe(delivery: NewDelivery, payload: Record<string, unknown>): void {
@@ -155,7 +128,7 @@ export class TriageEvaluator implements Evaluator {
     // Payloads are snapshots and deliveries arrive out of order: read the issue as it is now.
     const fetched = await this.gitea.getIssue(owner, repo, number);
     const issue = { ...fetched, labels: labelsOf(fetched) };
-    this.bookkeeping(full, number, item, issue, bot, log);
+    learnLabelChanges(this.store, { repo: full, number, item, labelsNow: issue.labels.map((l) => l.name), updatedAt: issue.updated_at, bot }, log);
     if (issue.state === 'closed') return { added: [], removed: [], note: 'closed' };
 
     const kind = issue.pull_request ? 'pull' : 'issue';
@@ -197,81 +170,6 @@ export class TriageEvaluator implements Evaluator {
     return { added: result.added, removed: result.removed, reasons: plan.reasons };
   }
 
-  /**
-   * Learns who changed which label since the last evaluation. A person's `label_updated` carries the
-   * issue's full label set (no diff): diff it against the last known set, keeping only what is still
-   * true now (a stale snapshot must not blame a person for the bot's later write). Then any label the
-   * service or a command owned that is gone now, and that the service did not remove, was removed by
-   * a person (the sender of a label delivery of this item that lacks it, else unknown).
-   */
-  private bookkeeping(full: string, number: number, item: WorkItem, issue: GiteaIssue, bot: string | undefined, log: Logger): void {
-    const now = new Set(issue.labels.map((l) => l.name));
-    // Writes sent just before a crash, their answer never recorded: an addition on the issue now (a
-    // removal off it) was applied by Gitea, for the bot or the command's author, not by a person.
-    const interrupted = this.store.pending(full, number);
-    for (const { change, meta } of interrupted) {
-      if (now.has(change.label) === (change.action === 'added')) this.store.record(full, number, [change], meta);
-    }
-    if (interrupted.length > 0) this.store.clearPending(full, number);
-    const owned = this.store.owned(full, number);
-    const ruleOwned = new Set(owned.filter((o) => o.kind === 'rule').map((o) => o.label));
-    const changes: LabelChange[] = [];
-    const seen = new Set<string>();
-    const personLabelDeliveries: { delivery: DeliveryInput; labels: string[] }[] = [];
-
-    for (const delivery of item.deliveries) {
-      if (delivery.action === null || !LABEL_ACTIONS.has(delivery.action)) continue;
-      if (!delivery.sender || delivery.sender === bot) continue;
-      const labels = payloadLabels(delivery.payload);
-      if (!labels) continue;
-      personLabelDeliveries.push({ delivery, labels });
-      const known = this.store.known(full, number);
-      if (known && known.updatedAt && delivery.updatedAt && Date.parse(delivery.updatedAt) < Date.parse(known.updatedAt)) {
-        log.debug('label set older than the known one: not diffed', { delivery: delivery.id, repo: full, number });
-        continue;
-      }
-      if (known) {
-        const before = new Set(known.labels);
-        const after = new Set(labels);
-        for (const name of after) {
-          if (before.has(name) || !now.has(name) || ruleOwned.has(name) || seen.has(name)) continue;
-          seen.add(name);
-          changes.push({ label: name, action: 'added', kind: 'person', user: delivery.sender });
-        }
-        for (const name of before) {
-          if (after.has(name) || now.has(name) || seen.has(name)) continue;
-          seen.add(name);
-          changes.push({ label: name, action: 'removed', kind: 'person', user: delivery.sender });
-        }
-      }
-      this.store.setKnown(full, number, labels, delivery.updatedAt);
-    }
-
-    for (const o of owned) {
-      if (now.has(o.label) || seen.has(o.label)) continue;
-      const by = personLabelDeliveries.findLast((d) => !d.labels.includes(o.label));
-      changes.push({
-        label: o.label,
-        action: 'removed',
-        kind: by ? 'person' : 'unknown',
-        user: by?.delivery.sender ?? null,
-      });
-    }
-
-    if (changes.length > 0) {
-      this.store.record(full, number, changes, { delivery: item.newest.id });
-      for (const c of changes) {
-        log.info(c.action === 'added' ? 'label added by a person' : 'label removed by a person', {
-          repo: full,
-          number,
-          label: c.label,
-          user: c.user ?? 'unknown',
-        });
-      }
-    }
-    this.store.setKnown(full, number, [...now], issue.updated_at);
-  }
-
   /** `/label` commands of the item's new or edited comments, checked against the commenter's permission. */
   private async allowedCommands(
     owner: string,
@@ -302,7 +200,7 @@ export class TriageEvaluator implements Evaluator {
       }
       if (commands.length === 0) continue;
 
-      const verdict = await this.permission(owner, repo, user, config.commands.minPermission, log);
+      const verdict = await this.permissions.check(owner, repo, user, config.commands.minPermission, log);
       if (verdict.ok) {
         for (const c of commands) allowed.push({ user, add: c.add, remove: c.remove });
         continue;
@@ -326,46 +224,6 @@ export class TriageEvaluator implements Evaluator {
     }
     return allowed;
   }
-
-  /** Drops expired permissions (the cache is per repo and user: bounded by who comments). */
-  private sweepPermissions(): void {
-    const now = this.now();
-    for (const [key, entry] of this.permissions) if (now - entry.at >= this.permissionTtlMs) this.permissions.delete(key);
-  }
-
-  private async permission(
-    owner: string,
-    repo: string,
-    user: string,
-    min: 'read' | 'write' | 'admin',
-    log: Logger,
-  ): Promise<{ ok: true } | { ok: false; reason: string }> {
-    const key = `${owner}/${repo}|${user}`.toLowerCase();
-    const cached = this.permissions.get(key);
-    let permission: GiteaPermission;
-    if (cached && this.now() - cached.at < this.permissionTtlMs) {
-      permission = cached.permission;
-    } else {
-      try {
-        permission = await this.gitea.getPermission(owner, repo, user);
-      } catch (error) {
-        if (error instanceof GiteaError && error.status === 403) {
-          // Gitea answers the permission endpoint only to a repo admin (DESIGN, "Commands").
-          log.warn('commands need the bot to be a repo admin', { repo: `${owner}/${repo}`, user, error: error.message });
-          return { ok: false, reason: "the bot cannot check permissions here (it needs admin on the repository)" };
-        }
-        if (error instanceof GiteaError && error.status === 404) {
-          permission = 'none';
-        } else {
-          throw error;
-        }
-      }
-      if (this.permissions.size >= 10_000) this.sweepPermissions();
-      this.permissions.set(key, { permission, at: this.now() });
-    }
-    if ((RANK[permission] ?? 0) >= MIN_RANK[min]) return { ok: true };
-    return { ok: false, reason: `it needs ${min} permission on this repository (${user} has ${permission})` };
-  }
 }
 
 function labelsOf(issue: GiteaIssue): GiteaIssue['labels'] {
@@ -378,81 +236,4 @@ function errorText(error: unknown): string {
     return (error as { message: string }).message;
   }
   return String(error);
-}
-
-export interface TriageParts {
-  /** The journal: its better-sqlite3 database also holds the ownership tables. */
-  journal: { db: Database.Database };
-  gitea: GiteaApi;
-  log: Logger;
-  config: Config;
-  /** The bot's login when the caller knows it already; otherwise `GET /user` is asked (once). */
-  botLogin?: () => string | undefined;
-}
-
-/**
- * Builds the triage evaluator from the service's parts: the context cache (`CONTEXT_TTL_MS`, and
- * `TRIAGE_CONFIG` read and checked here, so a bad default stops the start), the ownership store in
- * the journal's database, and the bot's identity.
- * @throws Error naming `TRIAGE_CONFIG` when its file cannot be read or does not parse.
- */
-export function createTriageEvaluator(parts: TriageParts): TriageEvaluator {
-  const { journal, gitea, log, config } = parts;
-  let defaultConfig: { text: string; file: string } | undefined;
-  if (config.triageConfigPath !== undefined) {
-    const file = config.triageConfigPath;
-    let text: string;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch (error) {
-      throw new Error(`TRIAGE_CONFIG: cannot read ${file}: ${errorText(error)}`);
-    }
-    const parsed = parseTriageConfig(text, file);
-    if ('problem' in parsed) {
-      const p = parsed.problem;
-      throw new Error(`TRIAGE_CONFIG: ${p.file}${p.line !== undefined ? `:${p.line}` : ''}: ${p.message}`);
-    }
-    defaultConfig = { text, file };
-  }
-
-  const context = new ContextLoader({
-    gitea,
-    ttlMs: config.contextTtlMs,
-    log,
-    ...(defaultConfig ? { defaultConfig } : {}),
-  });
-  const store = new OwnershipStore(journal.db);
-  return new TriageEvaluator({
-    gitea,
-    context,
-    store,
-    botLogin: parts.botLogin ?? cachedBotLogin(gitea, log),
-    dryRun: config.dryRun,
-    log,
-  });
-}
-
-/** The bot's login from `GET /user`, asked at once and again (in the background) while unknown. */
-function cachedBotLogin(gitea: GiteaApi, log: Logger): () => string | undefined {
-  let login: string | undefined;
-  let asking = false;
-  const ask = () => {
-    if (asking) return;
-    asking = true;
-    gitea.getCurrentUser().then(
-      (user) => {
-        login = user.login;
-        asking = false;
-      },
-      (error: unknown) => {
-        asking = false;
-        log.debug('bot identity not known yet', { error: errorText(error) });
-      },
-    );
-  };
-  ask();
-  return () => {
-    if (login === undefined) ask();
-    return login;
-  };
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
+import { LabelApplier } from '../applier/applier.js';
 import { OwnershipStore } from '../applier/ownership.js';
 import type { Config } from '../config/config.js';
 import { ContextLoader } from '../context/context.js';
@@ -11,7 +12,8 @@ import { giteaDeliveryHeaders } from '../receiver/sign.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import type { EvaluationResult, Evaluator, WorkItem } from '../scheduler/types.js';
 import { parseTriageConfig } from '../triage/config.js';
-import { createTriageEvaluator, TriageEvaluator } from '../evaluation/evaluator.js';
+import { TriageEvaluator } from '../evaluation/evaluator.js';
+import { createTriageEvaluator } from '../service/triage.js';
 import type { Reason } from '../triage/types.js';
 import { describeError as errorText, ToolError } from '../tools/cli.js';
 import { MemoryJournal } from './memory-journal.js';
@@ -302,10 +304,12 @@ export function candidateEvaluator(parts: { gitea: GiteaApi; db: Database.Databa
     log: parts.log,
     overrideConfig: { text: parts.text, file: parts.file },
   });
+  const store = new OwnershipStore(parts.db);
   return new TriageEvaluator({
     gitea: parts.gitea,
     context,
-    store: new OwnershipStore(parts.db),
+    store,
+    applier: new LabelApplier({ gitea: parts.gitea, store }),
     botLogin: parts.botLogin,
     dryRun: true,
     log: parts.log,

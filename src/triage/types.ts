@@ -45,6 +45,20 @@ export interface ConfigProblem {
   message: string;
 }
 
+/**
+ * An issue template as Gitea's API serves it (`GET /repos/{owner}/{repo}/issue_templates`, Gitea's
+ * `api.IssueTemplate` in modules/structs/issue.go), only the fields triage reads. Declared here so
+ * the pure part needs nothing from `gitea/`; the client's `GiteaIssueTemplate` fits it.
+ */
+export interface IssueTemplateSource {
+  name: string;
+  file_name: string;
+  /** Markdown template: the text after the front matter. */
+  content?: string;
+  /** YAML issue form: its fields (`type`, `attributes.label`, `visible`). */
+  body?: { type: string; attributes?: Record<string, unknown>; visible?: string[] }[] | null;
+}
+
 /** An issue template reduced to what `missing_sections: template` needs. */
 export interface TemplateInfo {
   name: string;
