@@ -158,12 +158,16 @@ export class TriageEvaluator implements Evaluator {
       log.info('dry-run decision', { repo: full, number, added: plan.add, removed: plan.remove, reasons: plan.reasons });
       return { added: plan.add, removed: plan.remove, note: 'dry run', reasons: plan.reasons };
     }
-    const result = await this.applier.apply(owner, repo, number, plan, context, issue.labels, {
-      delivery: item.newest.id,
-      configVersion: config.version,
-      botLogin: bot,
-      commands,
-    }, log);
+    const result = await this.applier.apply({
+      owner,
+      repo,
+      number,
+      plan,
+      labels: context.labels,
+      current: issue.labels,
+      meta: { delivery: item.newest.id, configVersion: config.version, botLogin: bot },
+      log,
+    });
     this.store.setKnown(full, number, result.labels, issue.updated_at);
     // A label id Gitea did not take was probably deleted since the context was loaded.
     if (result.notApplied.length > 0) this.context.invalidate(full);
