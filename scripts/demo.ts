@@ -15,7 +15,7 @@ import { OwnershipStore, type LabelEvent } from '../src/applier/ownership.js';
 import { loadConfig } from '../src/config/config.js';
 import { createLogger } from '../src/log/logger.js';
 import { SimGitea } from '../src/simgitea/sim.js';
-import { createTriageEvaluator } from '../src/triage/evaluator.js';
+import { createTriageEvaluator } from '../src/service/triage.js';
 
 const SECRET = 'demo-webhook-secret';
 const ORG = 'acme';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { createService, type Service } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config/config.js';
 import { createLogger, type Logger } from './log/logger.js';
-import { createTriageEvaluator } from './triage/evaluator.js';
+import { createTriageEvaluator } from './service/triage.js';
 import { errorText } from './errors.js';
 
 /**

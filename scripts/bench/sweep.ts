@@ -13,7 +13,7 @@ import { loadConfig } from '../../src/config/config.js';
 import { giteaClientFromConfig } from '../../src/gitea/client.js';
 import { Journal } from '../../src/journal/journal.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { createTriageEvaluator } from '../../src/triage/evaluator.js';
+import { createTriageEvaluator } from '../../src/service/triage.js';
 import { SimProcess } from './sim-process.js';
 
 export interface SweepFigures {

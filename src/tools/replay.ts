@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
+import { LabelApplier } from '../applier/applier.js';
 import { OwnershipStore } from '../applier/ownership.js';
 import type { Config } from '../config/config.js';
 import { ContextLoader } from '../context/context.js';
@@ -12,7 +13,8 @@ import { giteaDeliveryHeaders } from '../receiver/sign.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import type { EvaluationResult, Evaluator, WorkItem } from '../scheduler/types.js';
 import { parseTriageConfig } from '../triage/config.js';
-import { createTriageEvaluator, TriageEvaluator } from '../triage/evaluator.js';
+import { TriageEvaluator } from '../evaluation/evaluator.js';
+import { createTriageEvaluator } from '../service/triage.js';
 import type { Reason } from '../triage/types.js';
 import { errorText } from '../errors.js';
 import { ToolError } from './cli.js';
@@ -332,10 +334,12 @@ export function candidateEvaluator(parts: { gitea: GiteaApi; db: Database.Databa
     log: parts.log,
     overrideConfig: { text: parts.text, file: parts.file },
   });
+  const store = new OwnershipStore(parts.db);
   return new TriageEvaluator({
     gitea: parts.gitea,
     context,
-    store: new OwnershipStore(parts.db),
+    store,
+    applier: new LabelApplier({ gitea: parts.gitea, store }),
     botLogin: parts.botLogin,
     dryRun: true,
     log: parts.log,

@@ -1,6 +1,6 @@
 import { PatternCache, truncateEvidence } from './patterns.js';
 import { markdownSections, normalizeHeading, type Section } from './templates.js';
-import type { AllowedCommand, DecideContext, LabelRule, Ownership, Plan, Reason, SubjectState, TemplateInfo } from './types.js';
+import type { AllowedCommand, DecideContext, LabelRule, Ownership, Plan, PlannedChange, Reason, SubjectState, TemplateInfo } from './types.js';
 
 /** A changed file; `previousFilename` (Gitea's `previous_filename`) lets a rename out of a folder count for it. */
 export type ChangedFile = NonNullable<SubjectState['files']>[number];
@@ -179,8 +179,99 @@ interface Candidate {
   evidence: string;
 }
 
+/** The last mention of each label in the commands decides it: add or remove, and who asked. */
+type Asked = Map<string, { action: 'add' | 'remove'; user: string }>;
+
+const byCommand = (user: string) => `/label by ${user}`;
+
+/**
+ * The plan as it is being decided: what to add and remove, who each change is for, and why.
+ * Every change goes through `addLabel`/`removeLabel`, so the reasons and the changes the applier
+ * carries out never disagree.
+ */
+class PlanDraft {
+  readonly add = new Set<string>();
+  readonly remove = new Set<string>();
+  readonly addedByCommand = new Set<string>();
+  readonly keptOffByCommand = new Set<string>();
+  readonly reasons: Reason[] = [];
+  /** Exclusive scope → the label it keeps or gets. */
+  readonly claimed = new Map<string, string>();
+  /** The changes to write, by label (a label is added or removed once per plan). */
+  private readonly writes = new Map<string, PlannedChange>();
+  /** Record-only changes of commands: a claim on a bot-owned label already there, a label kept off. */
+  private readonly records: PlannedChange[] = [];
+
+  constructor(
+    readonly current: ReadonlySet<string>,
+    readonly ownership: Ownership,
+    private readonly exclusiveLabels: ReadonlySet<string>,
+  ) {}
+
+  scopeOf(label: string): string | undefined {
+    return exclusiveScope(label, this.exclusiveLabels);
+  }
+
+  reason(label: string, action: Reason['action'], rule: string, evidence: string): void {
+    this.reasons.push({ label, action, rule, evidence });
+  }
+
+  /** `user`: the commenter when a command asked for it; a rule's change is the bot's. */
+  addLabel(label: string, rule: string, evidence: string, user?: string): void {
+    this.add.add(label);
+    this.reason(label, 'add', rule, evidence);
+    // What the ownership store keeps for a command's label is who asked, not the reason's text.
+    this.writes.set(label, user !== undefined ? { label, action: 'add', by: 'command', user, rule } : { label, action: 'add', by: 'rule', rule, evidence });
+  }
+
+  removeLabel(label: string, rule: string, evidence: string, user?: string): void {
+    this.remove.add(label);
+    this.reason(label, 'remove', rule, evidence);
+    this.writes.set(label, { label, action: 'remove', by: user !== undefined ? 'command' : 'rule', ...(user !== undefined ? { user } : {}), rule, evidence });
+  }
+
+  /** A command asked for a label already there: it is the person's now (recorded if the rules owned it). */
+  claimByCommand(label: string, user: string): void {
+    this.addedByCommand.add(label);
+    this.reason(label, 'keep', 'command', `${byCommand(user)}: already there`);
+    if (this.ownership.botOwned.has(label)) {
+      this.records.push({ label, action: 'add', by: 'command', user, rule: 'command', evidence: 'already there', recordOnly: true });
+    }
+  }
+
+  /** A command removes a label that is not there: nothing to write, but no rule adds it later. */
+  keepOffByCommand(label: string, user: string): void {
+    this.keptOffByCommand.add(label);
+    this.reason(label, 'skip', 'command', `${byCommand(user)}: not on the issue, kept off`);
+    this.records.push({ label, action: 'remove', by: 'command', user, rule: 'command', evidence: 'not on the issue, kept off', recordOnly: true });
+  }
+
+  toPlan(): Plan {
+    const add = [...this.add].sort(byCodeUnit);
+    const remove = [...this.remove].sort(byCodeUnit);
+    const adds = add.map((l) => this.writes.get(l)!);
+    // A person's explicit choice is written (and recorded) before the rules' additions.
+    const changes = [
+      ...adds.filter((c) => c.by === 'command'),
+      ...adds.filter((c) => c.by === 'rule'),
+      ...this.records.filter((c) => c.action === 'add').sort((a, b) => byCodeUnit(a.label, b.label)),
+      ...this.records.filter((c) => c.action === 'remove').sort((a, b) => byCodeUnit(a.label, b.label)),
+      ...remove.map((l) => this.writes.get(l)!),
+    ];
+    return {
+      add,
+      remove,
+      addedByCommand: [...this.addedByCommand].sort(byCodeUnit),
+      keptOffByCommand: [...this.keptOffByCommand].sort(byCodeUnit),
+      reasons: this.reasons,
+      changes,
+    };
+  }
+}
+
 /**
  * The triage decision: which labels to add and remove on the subject, and why. Pure: no I/O, no clock.
+ * It is the one place of label policy; the applier only carries out its `changes`.
  *
  * - Rules (in config order, then the size label) propose labels. A label a person removed is never
  *   re-added by a rule; a label the bot does not own is never removed by a rule; a bot-owned label
@@ -189,10 +280,11 @@ interface Candidate {
  *   command removes is not re-added, a label a command adds is not removed, in this plan. A command
  *   label already on the subject is listed in `addedByCommand` too (it is the person's now), and a
  *   command removing a label that is not there is listed in `keptOffByCommand` with a `skip` reason
- *   (`…: not on the issue, kept off`): the ownership store must count both as the person's, or a
- *   later plan undoes them.
+ *   (`…: not on the issue, kept off`): both are record-only `changes`, or a later plan undoes them.
  * - Exclusive scopes: at most one label per scope is added. A rule never takes a scope from a label
- *   the bot does not own; a command may (the person asked). A displaced sibling goes into `remove`.
+ *   the bot does not own; a command may (the person asked). A displaced sibling goes into `remove`
+ *   (Gitea drops it itself when the new label is added: models/issues/issue_label.go,
+ *   `RemoveDuplicateExclusiveIssueLabels`), so the plan says whose removal it was.
  * - Applying the plan and deciding again gives an empty plan.
  *
  * Every reason names its rule (`labels.kind/bug.title`, `labels.needs-info.missing_sections`,
@@ -201,20 +293,17 @@ interface Candidate {
  * (an invalid glob).
  */
 export function decide(subject: SubjectState, ctx: DecideContext, ownership: Ownership, commands: readonly AllowedCommand[]): Plan {
-  const { config, templates, exclusiveLabels } = ctx;
-  const current = new Set(subject.labels);
-  const add = new Set<string>();
-  const remove = new Set<string>();
-  const addedByCommand = new Set<string>();
-  const keptOffByCommand = new Set<string>();
-  const reasons: Reason[] = [];
-  const claimed = new Map<string, string>(); // exclusive scope → the label it keeps or gets
-  const scopeOf = (label: string) => exclusiveScope(label, exclusiveLabels);
-  const reason = (label: string, action: Reason['action'], rule: string, evidence: string) =>
-    reasons.push({ label, action, rule, evidence });
+  const draft = new PlanDraft(new Set(subject.labels), ownership, ctx.exclusiveLabels);
+  const asked = askedByCommands(commands);
+  applyCommands(draft, asked);
+  const { candidates, sizeState } = ruleCandidates(subject, ctx, draft.current);
+  const wanted = applyRules(draft, candidates, asked);
+  removeUnwanted(draft, subject, ctx.config, wanted, asked, sizeState);
+  return draft.toPlan();
+}
 
-  // --- commands: the last mention of a label decides; they beat the rules -----------------------
-  const asked = new Map<string, { action: 'add' | 'remove'; user: string }>();
+function askedByCommands(commands: readonly AllowedCommand[]): Asked {
+  const asked: Asked = new Map();
   for (const c of commands) {
     for (const label of c.add) {
       asked.delete(label);
@@ -225,47 +314,49 @@ export function decide(subject: SubjectState, ctx: DecideContext, ownership: Own
       asked.set(label, { action: 'remove', user: c.user });
     }
   }
-  const byCommand = (user: string) => `/label by ${user}`;
-  // Of several labels asked for in one exclusive scope, the last asked wins.
+  return asked;
+}
+
+/** Commands first: they beat the rules. Of several labels asked for in one exclusive scope, the last asked wins. */
+function applyCommands(draft: PlanDraft, asked: Asked): void {
+  const { current, claimed } = draft;
   const commandAdds = [...asked].filter(([, a]) => a.action === 'add').reverse();
   for (const [label, { user }] of commandAdds) {
-    const scope = scopeOf(label);
+    const scope = draft.scopeOf(label);
     if (scope !== undefined) {
       const winner = claimed.get(scope);
       if (winner !== undefined) {
-        reason(label, 'skip', 'command', `exclusive scope ${scope}: ${winner} was asked for later (${byCommand(user)})`);
+        draft.reason(label, 'skip', 'command', `exclusive scope ${scope}: ${winner} was asked for later (${byCommand(user)})`);
         continue;
       }
       claimed.set(scope, label);
       for (const sibling of [...current].sort(byCodeUnit)) {
-        if (sibling === label || scopeOf(sibling) !== scope || remove.has(sibling)) continue;
-        remove.add(sibling);
-        reason(sibling, 'remove', 'command', `replaced by ${label} in exclusive scope ${scope} (${byCommand(user)})`);
+        if (sibling === label || draft.scopeOf(sibling) !== scope || draft.remove.has(sibling)) continue;
+        draft.removeLabel(sibling, 'command', `replaced by ${label} in exclusive scope ${scope} (${byCommand(user)})`, user);
       }
     }
     // Listed even when already there: the person asked for it, so it is theirs now (no rule removes it).
-    addedByCommand.add(label);
     if (current.has(label)) {
-      reason(label, 'keep', 'command', `${byCommand(user)}: already there`);
+      draft.claimByCommand(label, user);
     } else {
-      add.add(label);
-      reason(label, 'add', 'command', byCommand(user));
+      draft.addedByCommand.add(label);
+      draft.addLabel(label, 'command', byCommand(user), user);
     }
   }
   for (const [label, { action, user }] of asked) {
     if (action !== 'remove') continue;
-    if (!current.has(label)) {
-      // Nothing to write, but the person wants it off: no rule adds it in this plan, and the
-      // applier records it as removed by the person (so no later plan adds it either).
-      keptOffByCommand.add(label);
-      reason(label, 'skip', 'command', `${byCommand(user)}: not on the issue, kept off`);
-    } else if (!remove.has(label)) {
-      remove.add(label);
-      reason(label, 'remove', 'command', byCommand(user));
-    }
+    if (!current.has(label)) draft.keepOffByCommand(label, user);
+    else if (!draft.remove.has(label)) draft.removeLabel(label, 'command', byCommand(user), user);
   }
+}
 
-  // --- rules, in config order, then the size label ---------------------------------------------
+/** What the rules propose, in config order, then the size label. */
+function ruleCandidates(
+  subject: SubjectState,
+  ctx: DecideContext,
+  current: ReadonlySet<string>,
+): { candidates: Candidate[]; sizeState: ReturnType<typeof sizeOutcome> | undefined } {
+  const { config, templates } = ctx;
   const candidates: Candidate[] = [];
   const sections = new BodySections(subject.body);
   // A config built by hand (not by parseTriageConfig) has no compiled globs: compile them for this plan.
@@ -286,78 +377,92 @@ export function decide(subject: SubjectState, ctx: DecideContext, ownership: Own
       candidates.push({ label: sizeState.label, state: 'holds', rule: 'size', evidence: `${sizeState.total} changed lines` });
     }
   }
+  return { candidates, sizeState };
+}
 
-  const wanted = new Set<string>(); // labels the rules keep or add
+/** The rules' labels: kept, added, or skipped (a person's removal, a scope taken). Returns the labels the rules want. */
+function applyRules(draft: PlanDraft, candidates: readonly Candidate[], asked: Asked): Set<string> {
+  const wanted = new Set<string>();
   for (const c of candidates) {
     const { label } = c;
-    if (asked.has(label)) continue; // a command decided this label
-    if (wanted.has(label)) continue;
-    const scope = scopeOf(label);
-    if (current.has(label)) {
-      const winner = scope !== undefined ? claimed.get(scope) : undefined;
-      if (winner !== undefined && winner !== label) {
-        // An earlier rule's label (or a command's) gets this scope. Only a bot-owned label goes;
-        // a command's sibling is already in `remove`.
-        if (!remove.has(label) && ownership.botOwned.has(label)) {
-          remove.add(label);
-          reason(label, 'remove', c.rule, `replaced by ${winner} in exclusive scope ${scope}`);
-        }
-        if (remove.has(label)) continue;
-      }
-      wanted.add(label);
-      if (scope !== undefined && winner === undefined) claimed.set(scope, label);
-      reason(label, 'keep', c.rule, c.evidence);
+    if (asked.has(label) || wanted.has(label)) continue; // a command decided this label, or an earlier rule did
+    if (draft.current.has(label)) {
+      if (keepByRule(draft, c)) wanted.add(label);
       continue;
     }
     if (c.state !== 'holds') continue;
-    if (ownership.humanRemoved.has(label)) {
-      reason(label, 'skip', c.rule, 'removed by a person');
+    if (draft.ownership.humanRemoved.has(label)) {
+      draft.reason(label, 'skip', c.rule, 'removed by a person');
       continue;
     }
-    if (scope !== undefined) {
-      const winner = claimed.get(scope);
-      if (winner !== undefined) {
-        reason(label, 'skip', c.rule, `exclusive scope ${scope} goes to ${winner}`);
-        continue;
-      }
-      const holders = [...current].filter((l) => l !== label && scopeOf(l) === scope && !remove.has(l)).sort(byCodeUnit);
-      const persons = holders.filter((l) => !ownership.botOwned.has(l));
-      if (persons.length > 0) {
-        reason(label, 'skip', c.rule, `kept the person's label ${persons[0]} (exclusive scope ${scope})`);
-        continue;
-      }
-      for (const sibling of holders) {
-        remove.add(sibling);
-        reason(sibling, 'remove', c.rule, `replaced by ${label} in exclusive scope ${scope}`);
-      }
-      claimed.set(scope, label);
-    }
+    if (!takeScopeForRule(draft, c)) continue;
     wanted.add(label);
-    add.add(label);
-    reason(label, 'add', c.rule, c.evidence);
+    draft.addLabel(label, c.rule, c.evidence);
   }
+  return wanted;
+}
 
-  // --- bot-owned labels no rule wants any more -------------------------------------------------
-  for (const label of [...current].sort(byCodeUnit)) {
-    if (!ownership.botOwned.has(label) || wanted.has(label) || remove.has(label) || asked.has(label)) continue;
-    remove.add(label);
+/** A rule's label already there: kept, unless an earlier label (a rule's or a command's) gets its exclusive scope. */
+function keepByRule(draft: PlanDraft, c: Candidate): boolean {
+  const { label } = c;
+  const scope = draft.scopeOf(label);
+  const winner = scope !== undefined ? draft.claimed.get(scope) : undefined;
+  if (winner !== undefined && winner !== label) {
+    // Only a bot-owned label goes; a command's sibling is already in `remove`.
+    if (!draft.remove.has(label) && draft.ownership.botOwned.has(label)) {
+      draft.removeLabel(label, c.rule, `replaced by ${winner} in exclusive scope ${scope}`);
+    }
+    if (draft.remove.has(label)) return false;
+  }
+  if (scope !== undefined && winner === undefined) draft.claimed.set(scope, label);
+  draft.reason(label, 'keep', c.rule, c.evidence);
+  return true;
+}
+
+/**
+ * Whether a rule's new label may take its exclusive scope: not from a person's label, not from an
+ * earlier winner. Displaced bot-owned siblings go into `remove`.
+ */
+function takeScopeForRule(draft: PlanDraft, c: Candidate): boolean {
+  const { label } = c;
+  const scope = draft.scopeOf(label);
+  if (scope === undefined) return true;
+  const winner = draft.claimed.get(scope);
+  if (winner !== undefined) {
+    draft.reason(label, 'skip', c.rule, `exclusive scope ${scope} goes to ${winner}`);
+    return false;
+  }
+  const holders = [...draft.current].filter((l) => l !== label && draft.scopeOf(l) === scope && !draft.remove.has(l)).sort(byCodeUnit);
+  const persons = holders.filter((l) => !draft.ownership.botOwned.has(l));
+  if (persons.length > 0) {
+    draft.reason(label, 'skip', c.rule, `kept the person's label ${persons[0]} (exclusive scope ${scope})`);
+    return false;
+  }
+  for (const sibling of holders) draft.removeLabel(sibling, c.rule, `replaced by ${label} in exclusive scope ${scope}`);
+  draft.claimed.set(scope, label);
+  return true;
+}
+
+/** Bot-owned labels no rule wants any more are removed, with the reason they no longer hold. */
+function removeUnwanted(
+  draft: PlanDraft,
+  subject: SubjectState,
+  config: DecideContext['config'],
+  wanted: ReadonlySet<string>,
+  asked: Asked,
+  sizeState: ReturnType<typeof sizeOutcome> | undefined,
+): void {
+  for (const label of [...draft.current].sort(byCodeUnit)) {
+    if (!draft.ownership.botOwned.has(label) || wanted.has(label) || draft.remove.has(label) || asked.has(label)) continue;
     if (config.labels.has(label)) {
       const rule = config.labels.get(label) as LabelRule;
-      reason(label, 'remove', `labels.${label}`, rule.match === 'all' ? 'not every condition holds any more' : 'no condition holds any more');
+      draft.removeLabel(label, `labels.${label}`, rule.match === 'all' ? 'not every condition holds any more' : 'no condition holds any more');
     } else if (config.size?.labels.has(label)) {
       const now = sizeState && sizeState !== 'unknown' ? sizeState : undefined;
       const evidence = subject.kind !== 'pull' ? 'size labels are for pull requests' : `${now?.total ?? 0} changed lines${now?.label ? `: ${now.label} now` : ''}`;
-      reason(label, 'remove', 'size', evidence);
+      draft.removeLabel(label, 'size', evidence);
     } else {
-      reason(label, 'remove', 'config', 'no rule for this label in the config any more');
+      draft.removeLabel(label, 'config', 'no rule for this label in the config any more');
     }
   }
-
-  return {
-    add: [...add].sort(byCodeUnit),
-    remove: [...remove].sort(byCodeUnit),
-    addedByCommand: [...addedByCommand].sort(byCodeUnit),
-    keptOffByCommand: [...keptOffByCommand].sort(byCodeUnit),
-    reasons,
-  };
 }

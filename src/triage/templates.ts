@@ -1,6 +1,5 @@
-import type { GiteaIssueTemplate } from '../gitea/types.js';
 import { capText } from './patterns.js';
-import type { TemplateInfo } from './types.js';
+import type { IssueTemplateSource, TemplateInfo } from './types.js';
 
 /**
  * Markdown as far as triage needs it: the top-level blocks of an issue body or a comment —
@@ -450,7 +449,7 @@ const HEADED_FIELDS = new Set(['input', 'textarea', 'dropdown', 'checkboxes']);
  * - a field whose `visible` list lacks `content` is not written at all;
  * - `attributes.hide_label: true` writes the value without the heading.
  */
-export function formHeadings(body: NonNullable<GiteaIssueTemplate['body']>): string[] {
+export function formHeadings(body: NonNullable<IssueTemplateSource['body']>): string[] {
   const headings: string[] = [];
   for (const field of body) {
     if (!field || !HEADED_FIELDS.has(field.type)) continue;
@@ -471,7 +470,7 @@ export function formHeadings(body: NonNullable<GiteaIssueTemplate['body']>): str
 }
 
 /** An issue template reduced to its headings: a markdown template's `##`/`###`, a form's field labels. */
-export function templateInfo(t: GiteaIssueTemplate): TemplateInfo {
+export function templateInfo(t: IssueTemplateSource): TemplateInfo {
   const headings = Array.isArray(t.body) && t.body.length > 0 ? formHeadings(t.body) : markdownHeadings(t.content ?? '');
   return { name: t.name, fileName: t.file_name, headings };
 }

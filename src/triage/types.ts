@@ -59,6 +59,20 @@ export interface ConfigProblem {
   message: string;
 }
 
+/**
+ * An issue template as Gitea's API serves it (`GET /repos/{owner}/{repo}/issue_templates`, Gitea's
+ * `api.IssueTemplate` in modules/structs/issue.go), only the fields triage reads. Declared here so
+ * the pure part needs nothing from `gitea/`; the client's `GiteaIssueTemplate` fits it.
+ */
+export interface IssueTemplateSource {
+  name: string;
+  file_name: string;
+  /** Markdown template: the text after the front matter. */
+  content?: string;
+  /** YAML issue form: its fields (`type`, `attributes.label`, `visible`). */
+  body?: { type: string; attributes?: Record<string, unknown>; visible?: string[] }[] | null;
+}
+
 /** An issue template reduced to what `missing_sections: template` needs. */
 export interface TemplateInfo {
   name: string;
@@ -106,6 +120,28 @@ export interface Reason {
   evidence: string;
 }
 
+/**
+ * One change of a plan as the applier carries it out: the label, whose change it is, and what the
+ * ownership store keeps about it. The applier writes it (by label id) and records it; it decides nothing.
+ */
+export interface PlannedChange {
+  label: string;
+  action: 'add' | 'remove';
+  /** `rule`: the service's (recorded with the bot's login, bot-owned while present); `command`: the person's. */
+  by: 'rule' | 'command';
+  /** The commenter whose `/label` asked for it (`by: 'command'`). */
+  user?: string;
+  /** The rule recorded with it: `labels.kind/bug.title`, `size`, `config`, `command`. */
+  rule: string;
+  /** The evidence recorded with it (the reason's; none for a command's addition). */
+  evidence?: string;
+  /**
+   * Nothing to write, only to record: a command asking for a bot-owned label already there (the
+   * person's now), or a command removing a label that is not there (kept off: no rule adds it later).
+   */
+  recordOnly?: true;
+}
+
 /** What to change, and why. `add` and `remove` never overlap; `add` holds at most one label per exclusive scope. */
 export interface Plan {
   add: string[];
@@ -119,6 +155,11 @@ export interface Plan {
    */
   keptOffByCommand?: string[];
   reasons: Reason[];
+  /**
+   * What the applier carries out, in order: the additions (commands' first), the record-only
+   * changes, the removals. Every label of `add` and `remove` is here once, with whose change it is.
+   */
+  changes: PlannedChange[];
 }
 
 /** Everything `decide` needs about the repo. */

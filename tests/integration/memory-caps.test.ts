@@ -8,7 +8,7 @@ import { GITEA_SIZE_LIMITS } from '../../src/gitea/client.js';
 import { createLogger, LogCapture } from '../../src/log/logger.js';
 import { HAND_OVER_LIMITS } from '../../src/scheduler/scheduler.js';
 import { SimGitea } from '../../src/simgitea/sim.js';
-import { createTriageEvaluator } from '../../src/triage/evaluator.js';
+import { createTriageEvaluator } from '../../src/service/triage.js';
 import { RecordingEvaluator, request, startService, tempDataDir, type TestService } from '../helpers/service.js';
 import { fixtureDelivery } from '../helpers/signing.js';
 import { waitFor } from '../helpers/wait.js';

@@ -7,7 +7,7 @@ import { loadConfig } from '../../src/config/config.js';
 import { createLogger, LogCapture, silentLogger } from '../../src/log/logger.js';
 import { Reconciler } from '../../src/reconcile/reconcile.js';
 import { SimGitea, type SimWebhookTarget } from '../../src/simgitea/sim.js';
-import { createTriageEvaluator } from '../../src/triage/evaluator.js';
+import { createTriageEvaluator } from '../../src/service/triage.js';
 import { metricValue } from '../helpers/service.js';
 import { loadFixture } from '../helpers/signing.js';
 import { waitFor } from '../helpers/wait.js';

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { loadConfig } from '../../src/config/config.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { createTriageEvaluator } from '../../src/triage/evaluator.js';
+import { createTriageEvaluator } from '../../src/service/triage.js';
 import type { GiteaClient } from '../../src/gitea/client.js';
 import { seedTriagedRepo, startTriage, TRIAGE_YML, type TriageHarness } from './triage-harness.js';
 

@@ -6,7 +6,7 @@ import { OwnershipStore } from '../../src/applier/ownership.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger, LogCapture } from '../../src/log/logger.js';
 import { SimGitea, type SimGiteaOptions } from '../../src/simgitea/sim.js';
-import { createTriageEvaluator } from '../../src/triage/evaluator.js';
+import { createTriageEvaluator } from '../../src/service/triage.js';
 
 /**
  * The real service (createService + the triage evaluator, journal in a temp dir, port 0) wired to a

@@ -8,7 +8,7 @@
 import { createService } from '../../../src/app.js';
 import { loadConfig } from '../../../src/config/config.js';
 import { createLogger } from '../../../src/log/logger.js';
-import { createTriageEvaluator } from '../../../src/triage/evaluator.js';
+import { createTriageEvaluator } from '../../../src/service/triage.js';
 
 const config = loadConfig(process.env);
 const log = createLogger({ level: config.logLevel, format: 'json', redact: [config.giteaToken, ...config.webhookSecrets] });

@@ -6,7 +6,7 @@ import { loadConfig, type Config } from '../../../src/config/config.js';
 import { GiteaClient, giteaClientFromConfig, type GiteaClientOptions } from '../../../src/gitea/client.js';
 import { createLogger, LogCapture, type Logger } from '../../../src/log/logger.js';
 import { SimGitea, type SimGiteaOptions } from '../../../src/simgitea/sim.js';
-import { createTriageEvaluator } from '../../../src/triage/evaluator.js';
+import { createTriageEvaluator } from '../../../src/service/triage.js';
 import { fixtureDelivery, type SignedDelivery } from '../signing.js';
 import { request, type HttpAnswer } from '../service.js';
 import { waitFor } from '../wait.js';

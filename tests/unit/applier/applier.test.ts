@@ -9,9 +9,12 @@ import type { ContextLabel, RepoContext } from '../../../src/context/context.js'
 import { GiteaClient } from '../../../src/gitea/client.js';
 import { createLogger, LogCapture, silentLogger } from '../../../src/log/logger.js';
 import { SimGitea } from '../../../src/simgitea/sim.js';
-import type { Plan } from '../../../src/triage/types.js';
+import { parseTriageConfig } from '../../../src/triage/config.js';
+import { decide } from '../../../src/triage/decide.js';
+import type { AllowedCommand, Plan, TriageConfig } from '../../../src/triage/types.js';
 
-// The applier against the simulated Gitea over real HTTP, through the real client.
+// The applier against the simulated Gitea over real HTTP, through the real client. Its plans come
+// from `decide` (the one place of label policy) on the issue as the simulated Gitea has it.
 const ORG = 'acme';
 const REPO = 'widgets';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-'));
@@ -62,103 +65,152 @@ beforeEach(() => {
 });
 
 const log = () => createLogger({ level: 'debug', format: 'json', stream: capture.stream });
-const plan = (p: Partial<Plan>): Plan => ({ add: [], remove: [], addedByCommand: [], reasons: [], ...p });
 const meta = { delivery: 'd-1', configVersion: 'v1', botLogin: 'triage-bot' };
+const FULL = `${ORG}/${REPO}`;
 
-async function applyTo(n: number, p: Plan, extra: Partial<typeof meta & { commands: { user: string; add: string[]; remove: string[] }[] }> = {}) {
-  const current = await client.getIssueLabels(ORG, REPO, n);
-  return applier.apply(ORG, REPO, n, p, context, current, { ...meta, ...extra }, log());
+const CONFIG = triageConfig(`
+labels:
+  kind/bug:
+    title: ['crash']
+  priority/high:
+    body: ['urgent']
+  area/ui:
+    title: ['\\bui\\b']
+  kind/typo:
+    title: ['typo']
+  needs-info:
+    body: ['more info needed']
+`);
+
+function triageConfig(text: string): TriageConfig {
+  const parsed = parseTriageConfig(text, '.gitea/triage.yml');
+  if ('problem' in parsed) throw new Error(parsed.problem.message);
+  return parsed.config;
+}
+
+/** The decision for issue `n` as it is now in the simulated Gitea, with the ownership the store keeps. */
+async function decided(n: number, commands: AllowedCommand[] = []): Promise<Plan> {
+  const issue = await client.getIssue(ORG, REPO, n);
+  const subject = { kind: 'issue' as const, number: n, title: issue.title ?? '', body: issue.body ?? '', labels: (issue.labels ?? []).map((l) => l.name) };
+  const exclusiveLabels = new Set([...context.labels.values()].filter((l) => l.exclusive).map((l) => l.name));
+  return decide(subject, { config: CONFIG, templates: [], exclusiveLabels }, store.ownership(FULL, n), commands);
+}
+
+/** Applies `plan` to issue `n`; the applier reads the issue's labels itself. */
+function applyTo(n: number, plan: Plan) {
+  return applier.apply({ owner: ORG, repo: REPO, number: n, plan, labels: context.labels, meta, log: log() });
+}
+
+/** Marks `labels` as added by the rules earlier (as a previous application would have recorded). */
+function ruleOwned(n: number, labels: string[]): void {
+  store.recordApplied(FULL, n, labels.map((label) => ({ label, action: 'added' as const, kind: 'rule' as const, user: 'triage-bot', rule: `labels.${label}.title` })), { delivery: 'd-0' });
 }
 
 describe('LabelApplier', () => {
-  it('adds every label in one request by id, removes each by id, and records the rules as owners', async () => {
-    const n = sim.addIssue(ORG, REPO, { title: 't', user: 'alice', labels: ['needs-info'] });
+  it('carries out a decision: every addition in one request by id, each removal by id, owners recorded as the plan says', async () => {
+    const n = sim.addIssue(ORG, REPO, { title: 'crash on start', body: 'urgent, please', user: 'alice', labels: ['needs-info'] });
+    ruleOwned(n, ['needs-info']);
+    const plan = await decided(n);
+    expect(plan.changes.map((c) => `${c.action} ${c.label} by ${c.by}`)).toEqual(['add kind/bug by rule', 'add priority/high by rule', 'remove needs-info by rule']);
     sim.resetStats();
-    const result = await applyTo(
-      n,
-      plan({
-        add: ['kind/bug', 'priority/high'],
-        remove: ['needs-info'],
-        reasons: [
-          { label: 'kind/bug', action: 'add', rule: 'labels.kind/bug.title', evidence: 'crash' },
-          { label: 'priority/high', action: 'add', rule: 'labels.priority/high.body', evidence: 'urgent' },
-          { label: 'needs-info', action: 'remove', rule: 'labels.needs-info.missing_sections', evidence: 'sections present' },
-        ],
-      }),
-    );
+    const result = await applyTo(n, plan);
     expect(sim.issueLabels(ORG, REPO, n)).toEqual(['kind/bug', 'priority/high']);
     expect(result).toMatchObject({ added: ['kind/bug', 'priority/high'], removed: ['needs-info'], labels: ['kind/bug', 'priority/high'], skipped: [] });
+    // The labels are re-read once (payloads are snapshots), then one POST and one DELETE.
     expect(sim.stats().byRoute).toEqual({
       'GET /repos/{owner}/{repo}/issues/{index}/labels': 1,
       'POST /repos/{owner}/{repo}/issues/{index}/labels': 1,
       'DELETE /repos/{owner}/{repo}/issues/{index}/labels/{id}': 1,
     });
-    expect([...store.ownership(`${ORG}/${REPO}`, n).botOwned].sort()).toEqual(['kind/bug', 'priority/high']);
-    expect(store.owned(`${ORG}/${REPO}`, n).find((o) => o.label === 'kind/bug')).toMatchObject({ rule: 'labels.kind/bug.title', evidence: 'crash', configVersion: 'v1', delivery: 'd-1' });
+    expect([...store.ownership(FULL, n).botOwned].sort()).toEqual(['kind/bug', 'priority/high']);
+    expect(store.owned(FULL, n).find((o) => o.label === 'kind/bug')).toMatchObject({ rule: 'labels.kind/bug.title', evidence: expect.stringContaining('crash'), configVersion: 'v1', delivery: 'd-1', user: 'triage-bot' });
+    expect(store.events(FULL, n).at(-1)).toMatchObject({ label: 'needs-info', action: 'removed', kind: 'rule', rule: 'labels.needs-info', evidence: 'no condition holds any more' });
     expect(capture.find({ msg: 'applied', number: n })[0]).toMatchObject({ added: ['kind/bug', 'priority/high'], removed: ['needs-info'], durationMs: expect.any(Number) });
   });
 
-  it('is idempotent: the same plan on the result sends no write', async () => {
-    const n = sim.addIssue(ORG, REPO, { title: 't', user: 'alice', labels: ['needs-info'] });
-    const p = plan({ add: ['kind/bug', 'area/ui'], remove: ['needs-info'] });
-    await applyTo(n, p);
+  it('is idempotent: the same plan on the result sends no write, and the next decision is empty', async () => {
+    const n = sim.addIssue(ORG, REPO, { title: 'crash in the ui', user: 'alice' });
+    const plan = await decided(n);
+    await applyTo(n, plan);
     sim.resetStats();
-    const again = await applyTo(n, p);
+    const again = await applyTo(n, plan);
     expect(again).toMatchObject({ added: [], removed: [] });
     expect(sim.stats().labelWrites).toBe(0);
     expect(sim.issueLabels(ORG, REPO, n)).toEqual(['area/ui', 'kind/bug']);
+    expect((await decided(n)).changes).toEqual([]);
   });
 
   it('skips a label the repo and org do not have, with a warning, and never sends its name', async () => {
-    const n = sim.addIssue(ORG, REPO, { title: 't', user: 'alice' });
+    const n = sim.addIssue(ORG, REPO, { title: 'a typo in the ui', user: 'alice' });
+    const plan = await decided(n);
+    expect(plan.add).toEqual(['area/ui', 'kind/typo']);
     sim.resetStats();
-    const result = await applyTo(n, plan({ add: ['kind/typo', 'area/ui'] }));
+    const result = await applyTo(n, plan);
     expect(result.added).toEqual(['area/ui']);
     expect(result.skipped).toEqual([{ label: 'kind/typo', reason: expect.stringContaining('no label') }]);
     expect(capture.find({ level: 'warn', label: 'kind/typo' })).toHaveLength(1);
+    expect(sim.stats().labelWrites).toBe(1);
     expect(sim.issueLabels(ORG, REPO, n)).toEqual(['area/ui']);
   });
 
-  it('sends at most one label per exclusive scope, a command\'s before a rule\'s', async () => {
-    const n = sim.addIssue(ORG, REPO, { title: 't', user: 'alice' });
-    const result = await applyTo(n, plan({ add: ['kind/bug', 'kind/feature'], addedByCommand: ['kind/feature'] }), {
-      commands: [{ user: 'carol', add: ['kind/feature'], remove: [] }],
-    });
+  it("writes the command's label of an exclusive scope the decision gave it, and records it as the person's", async () => {
+    const n = sim.addIssue(ORG, REPO, { title: 'crash', user: 'alice' });
+    const plan = await decided(n, [{ user: 'carol', add: ['kind/feature'], remove: [] }]);
+    await applyTo(n, plan);
     expect(sim.issueLabels(ORG, REPO, n)).toEqual(['kind/feature']);
-    expect(result.skipped.map((s) => s.label)).toEqual(['kind/bug']);
-    // The command's label belongs to the person, not to the rules.
-    expect(store.ownership(`${ORG}/${REPO}`, n).botOwned.size).toBe(0);
-    expect(store.owned(`${ORG}/${REPO}`, n)).toEqual([expect.objectContaining({ label: 'kind/feature', kind: 'command', user: 'carol' })]);
+    expect(store.ownership(FULL, n).botOwned.size).toBe(0);
+    expect(store.owned(FULL, n)).toEqual([expect.objectContaining({ label: 'kind/feature', kind: 'command', user: 'carol' })]);
   });
 
-  it("does not let a rule's label push out a person's label of the same exclusive scope", async () => {
-    const n = sim.addIssue(ORG, REPO, { title: 't', user: 'alice', labels: ['kind/feature'] });
-    const result = await applyTo(n, plan({ add: ['kind/bug'] }));
-    expect(result.added).toEqual([]);
-    expect(sim.issueLabels(ORG, REPO, n)).toEqual(['kind/feature']);
-  });
-
-  it('replaces its own label of an exclusive scope with one request, and records the replaced one as removed', async () => {
-    const n = sim.addIssue(ORG, REPO, { title: 't', user: 'alice' });
-    await applyTo(n, plan({ add: ['size/S'], reasons: [{ label: 'size/S', action: 'add', rule: 'size', evidence: '12 lines' }] }));
+  it("sends nothing when the decision keeps a person's label of the rule's exclusive scope", async () => {
+    const n = sim.addIssue(ORG, REPO, { title: 'crash', user: 'alice', labels: ['kind/feature'] });
+    const plan = await decided(n);
     sim.resetStats();
-    const result = await applyTo(n, plan({ add: ['size/M'], remove: ['size/S'] }));
-    expect(sim.issueLabels(ORG, REPO, n)).toEqual(['size/M']);
-    expect(result).toMatchObject({ added: ['size/M'], removed: ['size/S'] });
-    // Gitea dropped size/S itself when size/M came: no DELETE was needed.
-    expect(sim.stats().labelWrites).toBe(1);
-    const own = store.ownership(`${ORG}/${REPO}`, n);
-    expect([...own.botOwned]).toEqual(['size/M']);
-    expect(own.humanRemoved.size).toBe(0);
+    const result = await applyTo(n, plan);
+    expect(result).toMatchObject({ added: [], removed: [] });
+    expect(sim.stats().labelWrites).toBe(0);
+    expect(sim.issueLabels(ORG, REPO, n)).toEqual(['kind/feature']);
   });
 
-  it("tolerates removing a label that was deleted from the repo meanwhile", async () => {
+  it('replaces its own label of an exclusive scope with one request, and records the replaced one as the rule removed it', async () => {
+    const n = sim.addIssue(ORG, REPO, { title: 'crash', user: 'alice', labels: ['kind/feature'] });
+    ruleOwned(n, ['kind/feature']);
+    const plan = await decided(n);
+    sim.resetStats();
+    const result = await applyTo(n, plan);
+    expect(sim.issueLabels(ORG, REPO, n)).toEqual(['kind/bug']);
+    expect(result).toMatchObject({ added: ['kind/bug'], removed: ['kind/feature'] });
+    // Gitea dropped kind/feature itself when kind/bug came: no DELETE was needed.
+    expect(sim.stats().labelWrites).toBe(1);
+    const own = store.ownership(FULL, n);
+    expect([...own.botOwned]).toEqual(['kind/bug']);
+    expect(own.humanRemoved.size).toBe(0);
+    expect(store.events(FULL, n).at(-1)).toMatchObject({ label: 'kind/feature', action: 'removed', kind: 'rule', evidence: 'replaced by kind/bug in exclusive scope kind' });
+  });
+
+  it("records a command's claim on the rules' label and a label kept off, without a write", async () => {
+    const n = sim.addIssue(ORG, REPO, { title: 'crash', user: 'alice', labels: ['kind/bug'] });
+    ruleOwned(n, ['kind/bug']);
+    const plan = await decided(n, [{ user: 'dave', add: ['kind/bug'], remove: ['area/ui'] }]);
+    sim.resetStats();
+    await applyTo(n, plan);
+    expect(sim.stats().labelWrites).toBe(0);
+    const own = store.ownership(FULL, n);
+    expect(own.botOwned.size).toBe(0);
+    expect([...own.humanRemoved]).toEqual(['area/ui']);
+    expect(store.owned(FULL, n)).toEqual([expect.objectContaining({ label: 'kind/bug', kind: 'command', user: 'dave' })]);
+  });
+
+  it('tolerates removing a label that was deleted from the repo meanwhile', async () => {
     const gone = sim.addLabel(ORG, REPO, { name: 'obsolete' });
     const n = sim.addIssue(ORG, REPO, { title: 't', user: 'alice', labels: ['obsolete'] });
+    ruleOwned(n, ['obsolete']);
+    const plan = await decided(n);
+    expect(plan.remove).toEqual(['obsolete']);
     const current = await client.getIssueLabels(ORG, REPO, n);
     // As if deleted in Gitea after the read: the DELETE of an unknown id is a 422 there.
     const fake = current.map((l) => (l.id === gone.id ? { ...l, id: 999_999 } : l));
-    const result = await applier.apply(ORG, REPO, n, plan({ remove: ['obsolete'] }), context, fake, meta, log());
+    const result = await applier.apply({ owner: ORG, repo: REPO, number: n, plan, labels: context.labels, current: fake, meta, log: log() });
     expect(result.removed).toEqual(['obsolete']);
   });
 });

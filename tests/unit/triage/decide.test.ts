@@ -49,28 +49,25 @@ function reasonFor(plan: Plan, label: string, action?: Reason['action']): Reason
   return plan.reasons.find((r) => r.label === label && (action === undefined || r.action === action));
 }
 
-/** The subject and ownership after the applier carried out `plan` (as the ownership store records it). */
+/** The subject and ownership after the applier carried out `plan`'s changes (as the ownership store records them). */
 function apply(subject: SubjectState, own: Ownership, plan: Plan): { subject: SubjectState; own: Ownership } {
   const labels = new Set(subject.labels);
-  for (const l of plan.remove) labels.delete(l);
-  for (const l of plan.add) labels.add(l);
-  const byCommand = new Set(plan.addedByCommand);
   const bot = new Set(own.botOwned);
   const human = new Set(own.humanRemoved);
-  for (const l of plan.remove) {
-    bot.delete(l);
-    // A rule removing its own label is not a person's decision; a command's removal is.
-    if (reasonFor(plan, l, 'remove')?.rule === 'command') human.add(l);
-  }
-  // A command asked to remove a label that was not there: recorded as a person's removal too.
-  for (const l of plan.keptOffByCommand ?? []) human.add(l);
-  for (const l of plan.add) {
-    human.delete(l);
-    if (!byCommand.has(l)) bot.add(l);
-  }
-  for (const l of byCommand) {
-    bot.delete(l);
-    human.delete(l);
+  for (const c of plan.changes) {
+    if (!c.recordOnly) {
+      if (c.action === 'add') labels.add(c.label);
+      else labels.delete(c.label);
+    }
+    if (c.action === 'add') {
+      human.delete(c.label);
+      if (c.by === 'rule') bot.add(c.label);
+      else bot.delete(c.label);
+    } else {
+      bot.delete(c.label);
+      // A rule removing its own label is not a person's decision; a command's removal is.
+      if (c.by === 'command') human.add(c.label);
+    }
   }
   return { subject: { ...subject, labels: [...labels].sort() }, own: { botOwned: bot, humanRemoved: human } };
 }
@@ -322,7 +319,7 @@ describe('ownership', () => {
 
   it('never removes a label a person added, even when its rule does not hold', () => {
     const plan = decide(issue({ title: 'question', labels: ['kind/bug', 'wontfix'] }), ctx(RULES), NOBODY, []);
-    expect(plan).toEqual({ add: [], remove: [], addedByCommand: [], keptOffByCommand: [], reasons: [] });
+    expect(plan).toEqual({ add: [], remove: [], addedByCommand: [], keptOffByCommand: [], reasons: [], changes: [] });
   });
 
   it('removes its own label when the rule stops holding', () => {
@@ -387,6 +384,28 @@ describe('commands', () => {
     const plan = decide(issue({ title: 'question' }), ctx(RULES), NOBODY, [cmd('alice', ['kind/bug'])]);
     expect(plan.add).toEqual(['kind/bug']);
     expect(plan.remove).toEqual([]);
+  });
+
+  it("says whose each change is: the commenter's for the labels a command adds, removes or displaces", () => {
+    const plan = decide(
+      issue({ title: 'crash', labels: ['kind/bug', 'wontfix'] }),
+      ctx(RULES, [], ['kind/bug', 'kind/feature']),
+      owned(['kind/bug']),
+      [cmd('alice', ['kind/feature'], ['wontfix', 'gone'])],
+    );
+    expect(plan.changes).toEqual([
+      { label: 'kind/feature', action: 'add', by: 'command', user: 'alice', rule: 'command' },
+      { label: 'gone', action: 'remove', by: 'command', user: 'alice', rule: 'command', evidence: 'not on the issue, kept off', recordOnly: true },
+      { label: 'kind/bug', action: 'remove', by: 'command', user: 'alice', rule: 'command', evidence: 'replaced by kind/feature in exclusive scope kind (/label by alice)' },
+      { label: 'wontfix', action: 'remove', by: 'command', user: 'alice', rule: 'command', evidence: '/label by alice' },
+    ]);
+  });
+
+  it("records a command's claim on a bot-owned label already there, and only then", () => {
+    const claim = decide(issue({ labels: ['kind/bug'] }), ctx(RULES), owned(['kind/bug']), [cmd('alice', ['kind/bug'])]);
+    expect(claim.changes).toEqual([{ label: 'kind/bug', action: 'add', by: 'command', user: 'alice', rule: 'command', evidence: 'already there', recordOnly: true }]);
+    const persons = decide(issue({ labels: ['kind/bug'] }), ctx(RULES), NOBODY, [cmd('alice', ['kind/bug'])]);
+    expect(persons.changes).toEqual([]);
   });
 
   it('takes over a bot-owned label a command asks for (it is the person’s now)', () => {
@@ -589,6 +608,14 @@ describe('properties', () => {
         for (const l of plan.add) {
           if (own.humanRemoved.has(l)) expect(asked.has(l)).toBe(true);
           expect(reasonFor(plan, l, 'add')).toBeDefined();
+        }
+        // The changes the applier carries out: each label of add and remove once, and whose it is.
+        const writes = plan.changes.filter((ch) => !ch.recordOnly).map((ch) => `${ch.action} ${ch.label}`);
+        expect(writes.sort()).toEqual([...plan.add.map((l) => `add ${l}`), ...plan.remove.map((l) => `remove ${l}`)].sort());
+        for (const ch of plan.changes) {
+          expect(ch.by === 'command').toBe(ch.rule === 'command');
+          if (ch.by === 'command') expect(commands.map((cm) => cm.user)).toContain(ch.user);
+          if (ch.recordOnly) expect(ch.action === 'add' ? plan.addedByCommand : (plan.keptOffByCommand ?? [])).toContain(ch.label);
         }
       }),
       { numRuns: 1500, seed: 7 },
