@@ -1,4 +1,4 @@
-/** The simulated Gitea's in-memory state. Plain data; the rules live in sim.ts and labels.ts. */
+/** The simulated Gitea's in-memory state. Plain data; the rules live in state.ts and the resource modules (labels.ts, issues.ts, …). */
 
 export type Level = 'none' | 'read' | 'write' | 'admin' | 'owner';
 
