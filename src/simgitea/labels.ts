@@ -12,6 +12,13 @@ export function registerLabelRoutes(router: Router, state: SimState): void {
   router.add('POST', '/repos/{owner}/{repo}/issues/{index}/labels', (c) => writeIssueLabels(state, c, 'add'));
   router.add('PUT', '/repos/{owner}/{repo}/issues/{index}/labels', (c) => writeIssueLabels(state, c, 'replace'));
   router.add('DELETE', '/repos/{owner}/{repo}/issues/{index}/labels/{id}', (c) => deleteIssueLabel(state, c));
+  router.add('DELETE', '/repos/{owner}/{repo}/issues/{index}/labels', (c) => {
+    const { repo, issue } = state.issueOf(c);
+    // routers/api/v1/repo/issue_label.go ClearIssueLabels: a bare 403 without write access, else 204.
+    if (!canWrite(state.levelOf(repo, c.doer))) return { status: 403 };
+    clearLabels(state, repo, issue, c.doer);
+    return { status: 204 };
+  });
 
   router.add('GET', '/repos/{owner}/{repo}/labels', (c) => {
     const repo = state.repoOf(c);
@@ -124,6 +131,21 @@ export function replaceLabels(state: SimState, repo: SimRepo, issue: SimIssue, l
   });
   issue.labelIds = new Set(kept.map((l) => l.id));
   state.touch(repo, issue);
+}
+
+/**
+ * services/issue/label.go ClearLabels (the API's `DELETE …/issues/{index}/labels` and the issue list's
+ * "clear labels"): models/issues/issue_label.go clearIssueLabels deletes the rows but leaves `issue.Labels`
+ * loaded, so the `label_cleared` delivery (services/webhook/notifier.go IssueClearLabels) lists the labels
+ * from BEFORE the clear (checked on v1.21.11 and v1.25.4). Sent even when there was nothing to clear.
+ */
+export function clearLabels(state: SimState, repo: SimRepo, issue: SimIssue, sender: SimUser): void {
+  if (issue.labelIds.size > 0) state.touch(repo, issue);
+  const payload = issue.pull
+    ? pullRequestPayload(state.ctx, repo, issue, 'label_cleared', sender)
+    : issuePayload(state.ctx, repo, issue, 'label_cleared', sender);
+  issue.labelIds.clear();
+  state.emit(repo, issue.pull ? 'pull_request_label' : 'issue_label', payload);
 }
 
 export function emitLabelUpdated(state: SimState, repo: SimRepo, issue: SimIssue, sender: SimUser): void {

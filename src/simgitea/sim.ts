@@ -4,7 +4,7 @@ import type { GiteaIssue, GiteaLabel } from '../gitea/types.js';
 import { Deliverer, type SimDeliveryRecord, type SimWebhookTarget } from './deliveries.js';
 import { registerHookRoutes } from './hooks.js';
 import { addComment, registerIssueRoutes } from './issues.js';
-import { emitLabelUpdated, registerLabelRoutes, replaceLabels } from './labels.js';
+import { clearLabels, emitLabelUpdated, registerLabelRoutes, replaceLabels } from './labels.js';
 import { goTime, type SimRepo } from './model.js';
 import { mulberry32 } from './prng.js';
 import { registerPullRoutes } from './pulls.js';
@@ -306,6 +306,12 @@ export class SimGitea {
     const labels = names.map((name) => this.state.mustLabelByName(r, name));
     replaceLabels(this.state, r, issue, labels);
     emitLabelUpdated(this.state, r, issue, this.state.ensureUser(user));
+  }
+
+  /** `user` clears every label (the issue list's "clear labels"); one `label_cleared` listing the old labels. */
+  clearLabelsAsUser(owner: string, repo: string, n: number, user: string): void {
+    const r = this.state.mustRepo(owner, repo);
+    clearLabels(this.state, r, this.state.mustIssue(owner, repo, n), this.state.ensureUser(user));
   }
 
   /** New commits on a pull request's head: its files change; `pull_request_sync`. */

@@ -113,7 +113,7 @@ export class TriageEvaluator implements Evaluator {
       ) {
         // The echo of the bot's own write: never evaluated, but it is the issue's label set now.
         const labels = payloadLabels(payload);
-        if (labels) this.store.setKnown(delivery.repo, delivery.number, labels, delivery.updatedAt);
+        if (labels) this.store.setKnown(delivery.repo, delivery.number, delivery.action === 'label_cleared' ? [] : labels, delivery.updatedAt);
       }
     } catch (error) {
       this.log.warn('observe failed', { delivery: delivery.id, error: errorText(error) });
@@ -224,6 +224,17 @@ export class TriageEvaluator implements Evaluator {
       if (!delivery.sender || delivery.sender === bot) continue;
       const labels = payloadLabels(delivery.payload);
       if (!labels) continue;
+      if (delivery.action === 'label_cleared') {
+        // Lists the labels from before the clear (models/issues/issue_label.go clearIssueLabels): the person removed each.
+        for (const name of labels) {
+          if (now.has(name) || seen.has(name)) continue;
+          seen.add(name);
+          changes.push({ label: name, action: 'removed', kind: 'person', user: delivery.sender });
+        }
+        personLabelDeliveries.push({ delivery, labels: [] });
+        this.store.setKnown(full, number, [], delivery.updatedAt);
+        continue;
+      }
       personLabelDeliveries.push({ delivery, labels });
       const known = this.store.known(full, number);
       if (known && known.updatedAt && delivery.updatedAt && Date.parse(delivery.updatedAt) < Date.parse(known.updatedAt)) {

@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { seedTriagedRepo, startTriage, type TriageHarness } from './triage-harness.js';
+
+/**
+ * Where real Gitea behaves in ways the service must follow (label_cleared, review events, sidebar label
+ * writes), through the running service and the simulated Gitea over real HTTP.
+ */
+const ORG = 'acme';
+const REPO = 'widgets';
+const BUG_BODY = '### What happened\nIt stops.\n\n### Steps to reproduce\n1. Start it\n\n### Version\n1.4.2\n';
+const BOB_TOKEN = 'bob-token';
+
+let h: TriageHarness;
+
+beforeAll(async () => {
+  h = await startTriage({
+    seed: (sim) => {
+      sim.addOrg(ORG);
+      sim.addUser('alice');
+      sim.addUser('bob', { token: BOB_TOKEN });
+      seedTriagedRepo(sim, ORG, REPO);
+      sim.setPermission(ORG, REPO, 'bob', 'write');
+    },
+  });
+});
+
+afterAll(async () => {
+  await h?.close();
+});
+
+const labels = (n: number) => h.sim.issueLabels(ORG, REPO, n);
+const removals = (n: number) =>
+  h.store
+    .events(`${ORG}/${REPO}`, n)
+    .filter((e) => e.action === 'removed')
+    .map((e) => ({ label: e.label, kind: e.kind, user: e.user }))
+    .sort((a, b) => (a.label < b.label ? -1 : 1));
+
+async function asBob(method: string, path: string, body?: unknown): Promise<number> {
+  const res = await fetch(`${h.sim.url}/api/v1${path}`, {
+    method,
+    headers: { Authorization: `token ${BOB_TOKEN}`, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+describe('label_cleared (it lists the labels from before the clear)', () => {
+  it('records every cleared label as removed by the person, and no rule adds one back', async () => {
+    // kind/bug is the bot's (title rule); area/ui was set by alice when she opened it.
+    const n = h.sim.openIssue(ORG, REPO, { user: 'alice', title: 'Crash on start', body: BUG_BODY, labels: ['area/ui'] });
+    await h.settle();
+    expect(labels(n)).toEqual(['area/ui', 'kind/bug']);
+
+    expect(await asBob('DELETE', `/repos/${ORG}/${REPO}/issues/${n}/labels`)).toBe(204);
+    await h.settle();
+    const cleared = h.sim.deliveries.find((d) => d.action === 'label_cleared');
+    expect(cleared).toMatchObject({ type: 'issue_label', sender: 'bob', status: 202 });
+    expect(labels(n)).toEqual([]);
+
+    // A later edit still matches the kind/bug rule: the label stays off.
+    h.sim.editIssue(ORG, REPO, n, { title: 'Crash on start, a bug' }, 'alice');
+    await h.settle();
+    expect(labels(n)).toEqual([]);
+    expect(removals(n)).toEqual([
+      { label: 'area/ui', kind: 'person', user: 'bob' },
+      { label: 'kind/bug', kind: 'person', user: 'bob' },
+    ]);
+  });
+
+  it('the issue list\'s "clear labels" on a pull request is the same', async () => {
+    const n = h.sim.openPull(ORG, REPO, { user: 'alice', title: 'Improve the guide', files: [{ filename: 'docs/a.md', additions: 3, deletions: 0, status: 'added' }] });
+    await h.settle();
+    expect(labels(n)).toEqual(['area/docs', 'size/XS']);
+    h.sim.clearLabelsAsUser(ORG, REPO, n, 'bob');
+    await h.settle();
+    h.sim.syncPull(ORG, REPO, n, 'alice', [{ filename: 'docs/b.md', additions: 4, deletions: 0, status: 'added' }]);
+    await h.settle();
+    expect(labels(n)).toEqual([]);
+    expect(removals(n).map((r) => `${r.label} ${r.kind} ${r.user}`)).toEqual(['area/docs person bob', 'size/XS person bob']);
+  });
+});
