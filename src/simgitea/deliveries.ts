@@ -2,7 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import picomatch from 'picomatch';
 import type { SimHook, SimRepo } from './model.js';
-import { eventFamily, makeDelivery, sendDelivery, type DeliveryOptions } from './webhooks.js';
+import { eventFamily, hookHasEvent, makeDelivery, sendDelivery, type DeliveryOptions } from './webhooks.js';
 
 export interface SimWebhookTarget {
   url: string;
@@ -95,7 +95,7 @@ export class Deliverer {
     }
     for (const h of this.hooks.values()) {
       const scope = h.repoId === repo.id ? 'repository' : repo.owner.isOrg && h.orgId === repo.owner.id ? 'organization' : undefined;
-      if (!scope || !h.active || (h.type !== 'gitea' && h.type !== 'gogs') || !h.events.has(type)) continue;
+      if (!scope || !h.active || (h.type !== 'gitea' && h.type !== 'gogs') || !hookHasEvent(h.events, type)) continue;
       if (type === 'push' && branch && h.branchFilter && h.branchFilter !== '*' && !picomatch.isMatch(branch, h.branchFilter)) continue;
       targets.push({
         url: h.url,

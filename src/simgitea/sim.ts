@@ -11,7 +11,7 @@ import { registerPullRoutes } from './pulls.js';
 import { registerContentRoutes } from './contents.js';
 import { Router } from './router.js';
 import { listenLocal, SimServer, type SimFaults, type SimStats } from './server.js';
-import { changes, issueJson, issueLabels, issuePayload, labelJson, pullRequestPayload, pushPayload } from './shapes.js';
+import { changes, issueJson, issueLabels, issuePayload, labelJson, pullRequestPayload, pushPayload, userJson } from './shapes.js';
 import { randomSha, SimState, toChangedFile, ZERO_SHA, type FileInput, type IssueInput, type LabelInput } from './state.js';
 import { makeDelivery, type Delivery, type DeliveryOptions } from './webhooks.js';
 
@@ -312,6 +312,24 @@ export class SimGitea {
   clearLabelsAsUser(owner: string, repo: string, n: number, user: string): void {
     const r = this.state.mustRepo(owner, repo);
     clearLabels(this.state, r, this.state.mustIssue(owner, repo, n), this.state.ensureUser(user));
+  }
+
+  /**
+   * `user` submits a review: services/webhook/notifier.go PullRequestReview sends a pull request payload
+   * with action `reviewed`, `requested_reviewer` and `sender` the reviewer, and `review: {type, content}`,
+   * as type `pull_request_review_approved` / `_rejected` / `_comment` (X-Gitea-Event `pull_request_approved`,
+   * `pull_request_rejected`, `pull_request_comment`; modules/webhook/type.go Event(), v1.21.11 and v1.25.4).
+   */
+  review(owner: string, repo: string, n: number, user: string, review: { kind: 'approve' | 'reject' | 'comment'; body?: string }): void {
+    const s = this.state;
+    const r = s.mustRepo(owner, repo);
+    const issue = s.mustIssue(owner, repo, n);
+    if (!issue.pull) throw new Error(`simgitea: ${owner}/${repo}#${n} is not a pull request`);
+    const reviewer = s.ensureUser(user);
+    const type = { approve: 'pull_request_review_approved', reject: 'pull_request_review_rejected', comment: 'pull_request_review_comment' }[review.kind];
+    s.touch(r, issue);
+    const payload = pullRequestPayload(s.ctx, r, issue, 'reviewed', reviewer);
+    s.emit(r, type, { ...payload, requested_reviewer: userJson(s.ctx, reviewer, false), review: { type, content: review.body ?? '' } });
   }
 
   /** New commits on a pull request's head: its files change; `pull_request_sync`. */

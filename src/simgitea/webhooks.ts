@@ -58,9 +58,20 @@ export function eventFamily(type: string): string {
     return type === 'issue_comment' ? 'issue_comment' : 'issues';
   }
   if (type === 'pull_request_comment') return 'issue_comment';
-  if (type.startsWith('pull_request_review_') && type !== 'pull_request_review_request') return 'pull_request_review';
+  // Reviews: X-Gitea-Event `pull_request_approved` / `_rejected` / `_comment` (the last is a review, not a comment).
+  if (type === 'pull_request_review_approved') return 'pull_request_approved';
+  if (type === 'pull_request_review_rejected') return 'pull_request_rejected';
+  if (type === 'pull_request_review_comment') return 'pull_request_comment';
   if (type === 'pull_request' || type.startsWith('pull_request_')) return 'pull_request';
   return type;
+}
+
+/**
+ * models/webhook/webhook.go `Webhook.HasEvent`: the three review delivery types are switched on by the
+ * hook's one `pull_request_review` event (v1.25.4).
+ */
+export function hookHasEvent(events: ReadonlySet<string>, type: string): boolean {
+  return events.has(/^pull_request_review_(approved|rejected|comment)$/.test(type) ? 'pull_request_review' : type);
 }
 
 /** What a hook's `events` option turns into (routers/api/v1/utils/hook.go `issuesHook`/`pullHook`). */

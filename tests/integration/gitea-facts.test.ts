@@ -81,3 +81,43 @@ describe('label_cleared (it lists the labels from before the clear)', () => {
     expect(removals(n).map((r) => `${r.label} ${r.kind} ${r.user}`)).toEqual(['area/docs person bob', 'size/XS person bob']);
   });
 });
+
+describe('review events (pull_request_approved / _rejected / _comment, action reviewed)', () => {
+  const journalOf = (n: number) => h.service.journal.query({ subject: `${ORG}/${REPO}#${n}` });
+
+  it('runs a /label command in a review body, and evaluates the pull request on a review', async () => {
+    const n = h.sim.openPull(ORG, REPO, { user: 'alice', title: 'Tidy the guide', files: [{ filename: 'docs/c.md', additions: 2, deletions: 1, status: 'changed' }] });
+    await h.settle();
+    expect(labels(n)).toEqual(['area/docs', 'size/XS']);
+
+    h.sim.review(ORG, REPO, n, 'bob', { kind: 'approve', body: 'Looks right.\n\n/label area/ui' });
+    await h.settle();
+    expect(labels(n)).toEqual(['area/docs', 'area/ui', 'size/XS']);
+    const approved = h.sim.deliveries.find((d) => d.type === 'pull_request_review_approved');
+    expect(approved).toMatchObject({ event: 'pull_request_approved', action: 'reviewed', sender: 'bob', status: 202 });
+    expect(journalOf(n).find((d) => d.event === 'pull_request_approved')).toMatchObject({ action: 'reviewed', state: 'done' });
+
+    // A review comment (X-Gitea-Event pull_request_comment) and a rejection are reviews too.
+    h.sim.review(ORG, REPO, n, 'bob', { kind: 'comment', body: '/label -area/ui' });
+    await h.settle();
+    expect(labels(n)).toEqual(['area/docs', 'size/XS']);
+    h.sim.review(ORG, REPO, n, 'bob', { kind: 'reject', body: 'Not yet.\n/label needs-info' });
+    await h.settle();
+    expect(labels(n)).toEqual(['area/docs', 'needs-info', 'size/XS']);
+    expect(journalOf(n).filter((d) => d.action === 'reviewed').map((d) => `${d.event} ${d.state}`)).toEqual([
+      'pull_request_approved done',
+      'pull_request_comment done',
+      'pull_request_rejected done',
+    ]);
+  });
+
+  it("refuses a review's /label from someone without write permission", async () => {
+    h.sim.addUser('carol');
+    const n = h.sim.openPull(ORG, REPO, { user: 'alice', title: 'Tidy the guide again', files: [{ filename: 'docs/d.md', additions: 2, deletions: 1, status: 'changed' }] });
+    await h.settle();
+    h.sim.review(ORG, REPO, n, 'carol', { kind: 'comment', body: '/label area/ui' });
+    await h.settle();
+    expect(labels(n)).toEqual(['area/docs', 'size/XS']);
+    expect(h.sim.comments(ORG, REPO, n).at(-1)?.body).toContain('`/label area/ui` was not applied');
+  });
+});
