@@ -374,14 +374,7 @@ export class GiteaClient implements GiteaApi {
       if (res.status !== 200 && accept.includes(res.status)) return null;
       const items = listOf<T>(res.data, () => unexpected('GET', p, 'not a list'));
       out.push(...items);
-      const total = Number(res.headers['x-total-count']);
-      if (items.length === 0) return out;
-      if (res.headers['x-total-count'] !== undefined && Number.isFinite(total)) {
-        // With a total, trust it: an instance whose MAX_RESPONSE_ITEMS is below 50 serves shorter pages.
-        if (out.length >= total) return out;
-      } else if (items.length < PAGE_LIMIT) {
-        return out;
-      }
+      if (!hasNextPage(res.headers, items.length, out.length, page)) return out;
     }
     throw unexpected('GET', p, `more than ${MAX_PAGES} pages`);
   }
@@ -550,4 +543,24 @@ function decodeContents(file: string, entry: GiteaContents | null): { path: stri
   if (entry.content === null || entry.content === undefined) return entry.size > 0 ? 'too-large' : { path: file, content: '' };
   const content = entry.encoding === 'base64' ? Buffer.from(entry.content, 'base64').toString('utf8') : entry.content;
   return { path: file, content };
+}
+
+/**
+ * Whether a list has another page. Some lists are filtered AFTER paging (routers/api/v1/user/repo.go
+ * listUserRepos drops the repositories the caller cannot see from each page), so a short or even empty
+ * page is not the end: follow Gitea's `Link: <…>; rel="next"` (services/context/api.go genAPILinks) when
+ * it is sent; else trust `X-Total-Count` (which counts the unfiltered list) — collected items reaching it,
+ * or the pages asked for covering it; else a short page is the last. An instance whose
+ * MAX_RESPONSE_ITEMS is below 50 serves shorter pages: `Link` and the collected count still hold there.
+ */
+export function hasNextPage(headers: Record<string, unknown>, pageItems: number, collected: number, page: number): boolean {
+  const link = headers['link'];
+  if (typeof link === 'string' && link !== '') return /;\s*rel="?next"?/.test(link);
+  const totalText = headers['x-total-count'];
+  const total = Number(totalText);
+  if (totalText !== undefined && Number.isFinite(total)) {
+    if (collected >= total) return false;
+    return pageItems > 0 || page * PAGE_LIMIT < total;
+  }
+  return pageItems >= PAGE_LIMIT;
 }

@@ -1,5 +1,5 @@
 import { goTime, type SimComment, type SimIssue, type SimRepo, type SimUser } from './model.js';
-import { HttpError, paged, type Reply, type RequestContext, type Router } from './router.js';
+import { HttpError, listOptions, paged, type Reply, type RequestContext, type Router } from './router.js';
 import { commentJson, issueCommentPayload, issueJson, repoJson, userJson } from './shapes.js';
 import { isAdmin, permissionsOf, type SimState } from './state.js';
 
@@ -12,16 +12,7 @@ export function registerIssueRoutes(router: Router, state: SimState): void {
     const repo = state.repoOf(c);
     return { status: 200, body: repoJson(state.ctx, repo, permissionsOf(state, repo, c.doer)) };
   });
-  // routers/api/v1/org/org.go ListOrgRepos → listUserRepos: paged, ordered by id, X-Total-Count.
-  router.add('GET', '/orgs/{org}/repos', (c) => {
-    const org = state.orgOf(c);
-    const list = [...state.repos.values()].filter((r) => r.owner.id === org.id).sort((a, b) => a.id - b.id);
-    return paged(
-      list.map((repo) => repoJson(state.ctx, repo, permissionsOf(state, repo, c.doer))),
-      c.query,
-      false,
-    );
-  });
+  router.add('GET', '/orgs/{org}/repos', (c) => listOrgRepos(state, c));
   router.add('GET', '/repos/{owner}/{repo}/issues', (c) => listIssues(state, c));
   router.add('GET', '/repos/{owner}/{repo}/issues/{index}', (c) => {
     const { repo, issue } = state.issueOf(c);
@@ -50,6 +41,38 @@ export function registerIssueRoutes(router: Router, state: SimState): void {
     const level = state.levelOf(repo, user);
     return { status: 200, body: { permission: level, role_name: level, user: userJson(state.ctx, user, false) } };
   });
+}
+
+/**
+ * routers/api/v1/user/repo.go ListOrgRepos → listUserRepos (v1.21.11, v1.25.4): one page of every
+ * repository of the org, private ones included, ordered by id (models/repo/repo_list.go
+ * GetUserRepositories), THEN drops those the caller has no access to — so a page can be short or empty
+ * while later pages hold repositories. `X-Total-Count` and `Link` count the unfiltered list.
+ */
+function listOrgRepos(state: SimState, c: RequestContext): Reply {
+  const org = state.orgOf(c);
+  const all = [...state.repos.values()].filter((r) => r.owner.id === org.id).sort((a, b) => a.id - b.id);
+  const { page, limit } = listOptions(c.query);
+  const p = Math.max(page, 1);
+  const visible = all
+    .slice((p - 1) * limit, p * limit)
+    .filter((repo) => c.doer.isAdmin || state.levelOf(repo, c.doer) !== 'none')
+    .map((repo) => repoJson(state.ctx, repo, permissionsOf(state, repo, c.doer)));
+  return { status: 200, body: visible, headers: { 'X-Total-Count': String(all.length), ...linkHeader(state, c, `/api/v1/orgs/${org.login}/repos`, all.length, limit, p) } };
+}
+
+/** services/context/api.go genAPILinks: `<…?page=N>; rel="next"`, `last`, `first`, `prev` (those that apply). */
+function linkHeader(state: SimState, c: RequestContext, path: string, total: number, limit: number, page: number): Record<string, string> {
+  const pages = Math.max(1, Math.ceil(total / limit));
+  const at = (n: number): string => {
+    const q = new URLSearchParams(c.query);
+    q.set('page', String(n));
+    return `${state.ctx.base}${path}?${q.toString()}`;
+  };
+  const links: string[] = [];
+  if (page < pages) links.push(`<${at(page + 1)}>; rel="next"`, `<${at(pages)}>; rel="last"`);
+  if (page > 1) links.push(`<${at(1)}>; rel="first"`, `<${at(page - 1)}>; rel="prev"`);
+  return links.length > 0 ? { Link: links.join(',') } : {};
 }
 
 function listIssues(state: SimState, c: RequestContext): Reply {

@@ -98,6 +98,8 @@ export interface SimRepo {
   name: string;
   description: string;
   defaultBranch: string;
+  /** Seen only by its owner, site admins and explicit collaborators (the bot's default access is for public repos). */
+  private: boolean;
   /** branch → (path → content) */
   branches: Map<string, Map<string, string>>;
   /** branch → head commit sha */

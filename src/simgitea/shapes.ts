@@ -97,7 +97,7 @@ export function repoJson(
     full_name: full,
     description: repo.description,
     empty: false,
-    private: false,
+    private: repo.private,
     fork: false,
     template: false,
     mirror: false,

@@ -161,7 +161,7 @@ export class SimGitea {
   addRepo(
     owner: string,
     name: string,
-    options: { defaultBranch?: string; files?: Record<string, string>; description?: string } = {},
+    options: { defaultBranch?: string; files?: Record<string, string>; description?: string; private?: boolean } = {},
   ): { id: number; full_name: string } {
     const s = this.state;
     const ownerUser = s.users.get(owner.toLowerCase()) ?? s.createUser(owner, {});
@@ -175,6 +175,7 @@ export class SimGitea {
       name,
       description: options.description ?? '',
       defaultBranch: branch,
+      private: options.private ?? false,
       branches: new Map([[branch, new Map(Object.entries(options.files ?? {}))]]),
       heads: new Map([[branch, randomSha()]]),
       issues: new Map(),
@@ -219,7 +220,7 @@ export class SimGitea {
   }
 
   /** The explicit permission of `user` on a repository (Gitea: collaborator access). */
-  setPermission(owner: string, repo: string, user: string, level: 'read' | 'write' | 'admin'): void {
+  setPermission(owner: string, repo: string, user: string, level: 'none' | 'read' | 'write' | 'admin'): void {
     const r = this.state.mustRepo(owner, repo);
     this.state.ensureUser(user);
     r.permissions.set(user.toLowerCase(), level);

@@ -109,6 +109,7 @@ export class SimState {
     const explicit = repo.permissions.get(u.login.toLowerCase());
     if (explicit) return explicit;
     if (u.isAdmin) return 'admin';
+    if (repo.private) return 'none';
     if (u.id === this.bot.id) return this.botIsAdmin ? 'admin' : 'write';
     return 'read';
   }
