@@ -17,7 +17,8 @@ import type {
   GiteaRepo,
   GiteaUser,
 } from './types.js';
-import { parseGiteaVersion, versionAtLeast, type GiteaVersion } from './version.js';
+import { renamesFromDiff } from './diff-renames.js';
+import { parseGiteaVersion, versionAtLeast, versionAtLeastPatch, type GiteaVersion } from './version.js';
 
 export interface GiteaClientOptions {
   /** `GITEA_URL`, e.g. `http://127.0.0.1:3000` (a trailing slash is ignored). */
@@ -83,6 +84,8 @@ interface Call {
   idempotent: boolean;
   /** Statuses that are answers for this call rather than errors (e.g. 404 for `listOrgLabels`). */
   accept?: number[];
+  /** The answer is text (a diff), not JSON. */
+  text?: boolean;
 }
 
 /** Network error codes meaning the request never reached Gitea. */
@@ -252,7 +255,19 @@ export class GiteaClient implements GiteaApi {
   }
 
   async listPullFiles(owner: string, repo: string, index: number): Promise<GiteaChangedFile[]> {
-    return (await this.allPages<GiteaChangedFile>(path('repos', owner, repo, 'pulls', index, 'files'), {})) ?? [];
+    const files = (await this.allPages<GiteaChangedFile>(path('repos', owner, repo, 'pulls', index, 'files'), {})) ?? [];
+    if (!files.some((f) => f.status === 'renamed' && !f.previous_filename)) return files;
+    // Before 1.22.3 services/convert ToChangedFile compared the status with "rename" (it is "renamed"), so a
+    // rename never carries `previous_filename`; the pull request's diff names it (`rename from`).
+    const { parsed } = await this.loadVersion();
+    if (parsed && versionAtLeastPatch(parsed, 1, 22, 3)) return files;
+    const p = `${path('repos', owner, repo, 'pulls')}/${integer(index, 'pull request index')}.diff`;
+    const diff = (await this.send<unknown>({ method: 'GET', path: p, idempotent: true, text: true })).data;
+    const renames = renamesFromDiff(typeof diff === 'string' ? diff : '');
+    return files.map((f) => {
+      const from = f.status === 'renamed' && !f.previous_filename ? renames.get(f.filename) : undefined;
+      return from !== undefined ? { ...f, previous_filename: from } : f;
+    });
   }
 
   async getPermission(owner: string, repo: string, user: string): Promise<GiteaPermission> {
@@ -403,7 +418,7 @@ export class GiteaClient implements GiteaApi {
       const started = performance.now();
       let res: AxiosResponse<T>;
       try {
-        res = await this.http.request<T>({ method, url, data: call.body });
+        res = await this.http.request<T>({ method, url, data: call.body, ...(call.text ? { responseType: 'text', headers: { Accept: 'text/plain' } } : {}) });
       } catch (err) {
         const durationMs = Math.round(performance.now() - started);
         if (!axios.isAxiosError(err) || err.response) {

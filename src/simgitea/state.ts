@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { parseGiteaVersion } from '../gitea/version.js';
+import { parseGiteaVersion, versionAtLeastPatch } from '../gitea/version.js';
 import { goTime, type Level, type SimChangedFile, type SimHook, type SimIssue, type SimLabel, type SimRepo, type SimUser } from './model.js';
 import { HttpError, type RequestContext } from './router.js';
 import type { ShapeContext } from './shapes.js';
@@ -67,10 +67,7 @@ export class SimState {
   /** The patch number too (`1.22.3` → true for [1, 22, 3]). */
   atLeastPatch([major, minor, patch]: [number, number, number]): boolean {
     const parsed = parseGiteaVersion(this.version);
-    if (!parsed) return true;
-    if (parsed.major !== major) return parsed.major > major;
-    if (parsed.minor !== minor) return parsed.minor > minor;
-    return parsed.patch >= patch;
+    return !parsed || versionAtLeastPatch(parsed, major, minor, patch);
   }
 
   // ---------------------------------------------------------------------------------------------
