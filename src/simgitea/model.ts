@@ -46,6 +46,8 @@ export interface SimPull {
   baseSha: string;
   files: SimChangedFile[];
   draft: boolean;
+  /** The head repository (a fork) was deleted. */
+  headRepoGone?: boolean;
 }
 
 export interface SimComment {

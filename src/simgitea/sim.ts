@@ -214,7 +214,7 @@ export class SimGitea {
   }
 
   /** Creates an issue (or, with `pull`, a pull request) silently. Issues and PRs share one number sequence. */
-  addIssue(owner: string, repo: string, issue: IssueInput & { pull?: { files: FileInput[]; head?: string; draft?: boolean } }): number {
+  addIssue(owner: string, repo: string, issue: IssueInput): number {
     const r = this.state.mustRepo(owner, repo);
     return this.state.createIssue(r, issue).number;
   }
@@ -254,10 +254,10 @@ export class SimGitea {
   openPull(
     owner: string,
     repo: string,
-    pull: { title: string; body?: string; user: string; files: FileInput[]; labels?: string[]; head?: string; draft?: boolean },
+    pull: { title: string; body?: string; user: string; files: FileInput[]; labels?: string[]; head?: string; draft?: boolean; headRepoGone?: boolean },
   ): number {
     const r = this.state.mustRepo(owner, repo);
-    const created = this.state.createIssue(r, { ...pull, pull: { files: pull.files, head: pull.head, draft: pull.draft } });
+    const created = this.state.createIssue(r, { ...pull, pull: { files: pull.files, head: pull.head, draft: pull.draft, headRepoGone: pull.headRepoGone } });
     this.state.emit(r, 'pull_request', pullRequestPayload(this.state.ctx, r, created, 'opened', created.user));
     return created.number;
   }

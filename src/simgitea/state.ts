@@ -12,7 +12,7 @@ export type IssueInput = {
   user: string;
   labels?: string[];
   state?: 'open' | 'closed';
-  pull?: { files: FileInput[]; head?: string | undefined; draft?: boolean | undefined };
+  pull?: { files: FileInput[]; head?: string | undefined; draft?: boolean | undefined; headRepoGone?: boolean | undefined };
 };
 
 /** Queues the deliveries of one event (implemented by `deliveries.ts`). */
@@ -55,6 +55,7 @@ export class SimState {
       userById: (id) => this.usersById.get(id),
       labelById: (id) => this.labels.get(id),
       repoById: (id) => this.reposById.get(id),
+      atLeast: (major, minor) => this.atLeast([major, minor]),
     };
     this.bot = this.createUser(botLogin, { fullName: 'Triage Bot', token });
   }
@@ -187,6 +188,7 @@ export class SimState {
         baseSha: repo.heads.get(repo.defaultBranch) ?? ZERO_SHA,
         files: input.pull.files.map(toChangedFile),
         draft: input.pull.draft ?? false,
+        ...(input.pull.headRepoGone ? { headRepoGone: true } : {}),
       };
     }
     repo.issues.set(number, issue);
@@ -248,13 +250,19 @@ export function normalizeColor(color: string): string {
   return '#' + (hex.length === 3 ? [...hex].map((c) => c + c).join('') : hex);
 }
 
+/** services/convert ToChangedFile's statuses; never `modified` (that is GitHub's word). */
+export const FILE_STATUSES: ReadonlySet<string> = new Set(['added', 'deleted', 'renamed', 'copied', 'changed', 'unchanged']);
+
+/** A changed file as Gitea has it: a status Gitea uses (default `changed`, or `unchanged` for 0/0); `previous_filename` only for renames. */
 export function toChangedFile(f: FileInput): SimChangedFile {
+  const status = f.status ?? (f.additions + f.deletions === 0 ? 'unchanged' : 'changed');
+  if (!FILE_STATUSES.has(status)) throw new Error(`simgitea: Gitea has no file status ${JSON.stringify(status)} (it uses ${[...FILE_STATUSES].join(', ')})`);
   return {
     filename: f.filename,
-    status: f.status ?? 'modified',
+    status,
     additions: f.additions,
     deletions: f.deletions,
-    ...(f.previous_filename ? { previous_filename: f.previous_filename } : {}),
+    ...(f.previous_filename && status === 'renamed' ? { previous_filename: f.previous_filename } : {}),
   };
 }
 

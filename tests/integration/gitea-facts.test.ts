@@ -121,3 +121,19 @@ describe('review events (pull_request_approved / _rejected / _comment, action re
     expect(h.sim.comments(ORG, REPO, n).at(-1)?.body).toContain('`/label area/ui` was not applied');
   });
 });
+
+describe('a pull request whose head repository is gone', () => {
+  it('comes without additions, deletions and changed_files (Gitea ≥ 1.24); size and files rules still work from the files', async () => {
+    const n = h.sim.openPull(ORG, REPO, {
+      user: 'alice',
+      title: 'From a deleted fork',
+      files: [{ filename: 'docs/guide.md', additions: 120, deletions: 3, status: 'changed' }],
+      headRepoGone: true,
+    });
+    await h.settle();
+    const opened = h.service.journal.query({ subject: `${ORG}/${REPO}#${n}` }).find((d) => d.action === 'opened');
+    const pr = (JSON.parse(opened!.body) as { pull_request: Record<string, unknown> }).pull_request;
+    expect(['additions', 'deletions', 'changed_files'].filter((k) => k in pr)).toEqual([]);
+    expect(labels(n)).toEqual(['area/docs', 'size/M']);
+  });
+});

@@ -82,6 +82,39 @@ describe('renamed files of a pull request', () => {
   });
 });
 
+describe('file statuses (services/convert ToChangedFile)', () => {
+  it('are added, deleted, renamed, copied, changed or unchanged; previous_filename only for a rename', async () => {
+    const { sim } = await simAt('1.25.4');
+    expect(() => sim.addIssue('acme', 'widgets', { title: 'x', user: 'alice', pull: { files: [{ filename: 'a', status: 'modified', additions: 1, deletions: 0 }] } })).toThrow(
+      /no file status "modified"/,
+    );
+    const n = sim.addIssue('acme', 'widgets', {
+      title: 'Every status',
+      user: 'alice',
+      pull: {
+        files: [
+          { filename: 'new.txt', status: 'added', additions: 2, deletions: 0 },
+          { filename: 'gone.txt', status: 'deleted', additions: 0, deletions: 4 },
+          { filename: 'b/moved.txt', previous_filename: 'a/moved.txt', status: 'renamed', additions: 0, deletions: 0 },
+          { filename: 'copy.txt', previous_filename: 'orig.txt', status: 'copied', additions: 0, deletions: 0 },
+          { filename: 'edited.txt', additions: 1, deletions: 1 },
+          { filename: 'mode-only.sh', additions: 0, deletions: 0 },
+        ],
+      },
+    });
+    const res = await fetch(`${sim.url}/api/v1/repos/acme/widgets/pulls/${n}/files`, { headers: { Authorization: `token ${sim.token}` } });
+    const files = (await res.json()) as Record<string, unknown>[];
+    expect(files.map((f) => [f.filename, f.status, f.previous_filename])).toEqual([
+      ['new.txt', 'added', undefined],
+      ['gone.txt', 'deleted', undefined],
+      ['b/moved.txt', 'renamed', 'a/moved.txt'],
+      ['copy.txt', 'copied', undefined],
+      ['edited.txt', 'changed', undefined],
+      ['mode-only.sh', 'unchanged', undefined],
+    ]);
+  });
+});
+
 describe('a files: rule on Gitea 1.22.2 sees the old name of a rename', () => {
   let h: TriageHarness;
   beforeAll(async () => {
@@ -101,6 +134,16 @@ describe('a files: rule on Gitea 1.22.2 sees the old name of a rename', () => {
   it('moving a file out of docs/ earns area/docs', async () => {
     const n = h.sim.openPull('acme', 'widgets', { user: 'alice', title: 'Move the intro', files: [FILES[0]!] });
     await h.settle();
+    expect(h.sim.issueLabels('acme', 'widgets', n)).toEqual(['area/docs']);
+  });
+
+  it('1.22 sends additions/deletions/changed_files as 0 when the head repository is gone; the files still decide', async () => {
+    const n = h.sim.openPull('acme', 'widgets', { user: 'alice', title: 'From a deleted fork', files: [{ filename: 'docs/x.md', additions: 5, deletions: 0, status: 'added' }], headRepoGone: true });
+    await h.settle();
+    const opened = h.service.journal.query({ subject: `acme/widgets#${n}` }).find((d) => d.action === 'opened');
+    const pr = (JSON.parse(opened!.body) as { pull_request: Record<string, unknown> }).pull_request;
+    expect([pr.additions, pr.deletions, pr.changed_files]).toEqual([0, 0, 0]);
+    expect(pr.head).toMatchObject({ repo_id: -1, repo: null });
     expect(h.sim.issueLabels('acme', 'widgets', n)).toEqual(['area/docs']);
   });
 });
