@@ -26,6 +26,7 @@ interface Target {
   url: string;
   options: DeliveryOptions;
   headers: Record<string, string>;
+  method: 'POST' | 'GET';
 }
 
 /**
@@ -67,7 +68,7 @@ export class Deliverer {
       };
       this.records.push(record);
       const sent = new Promise<void>((resolve) => setImmediate(resolve))
-        .then(() => sendDelivery(t.url, delivery, this.agents, t.headers))
+        .then(() => sendDelivery(t.url, delivery, this.agents, t.headers, undefined, t.method))
         .then((outcome) => {
           if (outcome.status !== undefined) record.status = outcome.status;
           if (outcome.error !== undefined) record.error = outcome.error;
@@ -91,7 +92,7 @@ export class Deliverer {
   private targets(repo: SimRepo, type: string, branch: string | undefined): Target[] {
     const targets: Target[] = [];
     if (this.webhook) {
-      targets.push({ url: this.webhook.url, options: { secret: this.webhook.secret, contentType: this.webhook.contentType ?? 'json', targetType: 'repository' }, headers: {} });
+      targets.push({ url: this.webhook.url, options: { secret: this.webhook.secret, contentType: this.webhook.contentType ?? 'json', targetType: 'repository' }, headers: {}, method: 'POST' });
     }
     for (const h of this.hooks.values()) {
       const scope = h.repoId === repo.id ? 'repository' : repo.owner.isOrg && h.orgId === repo.owner.id ? 'organization' : undefined;
@@ -101,6 +102,7 @@ export class Deliverer {
         url: h.url,
         options: { secret: h.secret, contentType: h.contentType, targetType: scope },
         headers: h.authorizationHeader ? { Authorization: h.authorizationHeader } : {},
+        method: h.httpMethod,
       });
     }
     return targets;

@@ -81,6 +81,8 @@ function createHook(state: SimState, c: RequestContext, kind: Kind): Reply {
     authorizationHeader: typeof form.authorization_header === 'string' ? form.authorization_header : '',
     // CreateHookOption.active defaults to false.
     active: form.active === true,
+    // addHook always stores POST; only the web UI can choose GET (and the API never shows the method).
+    httpMethod: 'POST',
     created: now,
     updated: now,
   };
@@ -89,8 +91,9 @@ function createHook(state: SimState, c: RequestContext, kind: Kind): Reply {
 }
 
 /**
- * routers/api/v1/utils/hook.go editHook: `config` keys given are applied (`secret` too, never shown);
- * `events` is reset to `push`, `branch_filter` and `authorization_header` to empty when omitted;
+ * routers/api/v1/utils/hook.go editHook: `config.url` and `config.content_type` are applied, `config.secret`
+ * is IGNORED (editHook never reads it, v1.21.11 … v1.25.4: a secret is set only at creation or in the web
+ * UI); `events` is reset to `push`, `branch_filter` and `authorization_header` to empty when omitted;
  * `active` only when given.
  */
 function editHook(state: SimState, c: RequestContext, kind: Kind): Reply {
@@ -103,7 +106,6 @@ function editHook(state: SimState, c: RequestContext, kind: Kind): Reply {
       if (ct !== 'json' && ct !== 'form') throw new HttpError(422, 'Invalid content type');
       hook.contentType = ct;
     }
-    if (typeof form.config.secret === 'string') hook.secret = form.config.secret;
   }
   const events = Array.isArray(form.events) && form.events.length > 0 ? form.events.map(String) : ['push'];
   hook.events = expandHookEvents(events);

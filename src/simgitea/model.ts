@@ -90,6 +90,8 @@ export interface SimHook {
   branchFilter: string;
   authorizationHeader: string;
   active: boolean;
+  /** `POST` (the API's only choice) or `GET` (settable in the web UI only; services/webhook/deliver.go sends `?payload=`). */
+  httpMethod: 'POST' | 'GET';
   created: string;
   updated: string;
 }

@@ -219,6 +219,13 @@ export class SimGitea {
     return this.state.createIssue(r, issue).number;
   }
 
+  /** The hook's HTTP method, as only Gitea's web UI can set it (the API neither shows nor changes it). */
+  setHookHttpMethod(hookId: number, method: 'POST' | 'GET'): void {
+    const hook = this.state.hooks.get(hookId);
+    if (!hook) throw new Error(`simgitea: no hook ${hookId}`);
+    hook.httpMethod = method;
+  }
+
   /** The explicit permission of `user` on a repository (Gitea: collaborator access). */
   setPermission(owner: string, repo: string, user: string, level: 'none' | 'read' | 'write' | 'admin'): void {
     const r = this.state.mustRepo(owner, repo);

@@ -106,6 +106,7 @@ export function sendDelivery(
   agents: { http: http.Agent; https: https.Agent },
   extraHeaders: Record<string, string> = {},
   timeoutMs = 5000,
+  method: 'POST' | 'GET' = 'POST',
 ): Promise<{ status?: number; error?: string }> {
   return new Promise((resolve) => {
     let target: URL;
@@ -115,10 +116,18 @@ export function sendDelivery(
       resolve({ error: `invalid URL ${url}` });
       return;
     }
+    let headers: Record<string, string> = { ...delivery.headers, ...extraHeaders };
+    if (method === 'GET') {
+      // services/webhook/deliver.go newDefaultRequest: a GET hook sends the JSON as `?payload=`, no body, no Content-Type.
+      const json = headers['Content-Type'] === 'application/x-www-form-urlencoded' ? new URLSearchParams(delivery.body).get('payload') ?? '' : delivery.body;
+      target.searchParams.set('payload', json);
+      const { 'Content-Type': _type, 'Content-Length': _length, ...rest } = headers;
+      headers = rest;
+    }
     const secure = target.protocol === 'https:';
     const request = (secure ? https : http).request(
       target,
-      { method: 'POST', headers: { ...delivery.headers, ...extraHeaders }, agent: secure ? agents.https : agents.http },
+      { method, headers, agent: secure ? agents.https : agents.http },
       (res) => {
         res.resume();
         res.on('end', () => resolve({ status: res.statusCode }));
@@ -127,6 +136,6 @@ export function sendDelivery(
     );
     request.setTimeout(timeoutMs, () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     request.on('error', (err) => resolve({ error: err.message }));
-    request.end(delivery.body);
+    request.end(method === 'GET' ? undefined : delivery.body);
   });
 }

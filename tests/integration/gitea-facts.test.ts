@@ -137,3 +137,69 @@ describe('a pull request whose head repository is gone', () => {
     expect(labels(n)).toEqual(['area/docs', 'size/M']);
   });
 });
+
+describe('hooks', () => {
+  const api = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${h.sim.url}/api/v1${path}`, {
+      method,
+      headers: { Authorization: `token ${h.sim.token}`, 'Content-Type': 'application/json' },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    return { status: res.status, json: (res.status === 204 ? null : await res.json()) as unknown, total: res.headers.get('x-total-count') };
+  };
+
+  it('PATCH ignores config.secret (Gitea editHook): deliveries stay signed with the old secret', async () => {
+    h.sim.addRepo(ORG, 'patched');
+    const created = await api('POST', `/repos/${ORG}/patched/hooks`, {
+      type: 'gitea',
+      active: true,
+      events: ['issues'],
+      config: { url: `${h.url}/webhook`, content_type: 'json', secret: 'old-secret' },
+    });
+    const id = (created.json as { id: number }).id;
+    const patched = await api('PATCH', `/repos/${ORG}/patched/hooks/${id}`, { events: ['issues'], config: { secret: 'triage-test-secret' } });
+    expect(patched.status).toBe(200);
+    h.sim.openIssue(ORG, 'patched', { user: 'alice', title: 'A question' });
+    await h.settle();
+    // The every-event hook (signed right) is accepted; the repo hook still signs with old-secret: 401.
+    const statuses = h.sim.deliveries.filter((d) => d.type === 'issues' && d.url === `${h.url}/webhook`).slice(-2).map((d) => d.status);
+    expect(statuses.sort()).toEqual([202, 401]);
+  });
+
+  it('listing hooks without page returns every hook, not a first page (db.FindAndCount with page 0)', async () => {
+    h.sim.addRepo(ORG, 'many-hooks');
+    for (let i = 0; i < 35; i++) {
+      await api('POST', `/repos/${ORG}/many-hooks/hooks`, { type: 'gitea', active: false, events: ['push'], config: { url: `http://127.0.0.1:9/h${i}`, content_type: 'json' } });
+    }
+    const all = await api('GET', `/repos/${ORG}/many-hooks/hooks`);
+    expect((all.json as unknown[]).length).toBe(35);
+    expect(all.total).toBe('35');
+    const page = await api('GET', `/repos/${ORG}/many-hooks/hooks?page=1`);
+    expect((page.json as unknown[]).length).toBe(30);
+  });
+
+  it('a hook whose HTTP method was set to GET in the web UI gets 405 and a warn line saying what to change', async () => {
+    h.sim.addRepo(ORG, 'get-hook');
+    const created = await api('POST', `/repos/${ORG}/get-hook/hooks`, {
+      type: 'gitea',
+      active: true,
+      events: ['issues'],
+      config: { url: `${h.url}/webhook`, content_type: 'json', secret: 'triage-test-secret' },
+    });
+    h.sim.setHookHttpMethod((created.json as { id: number }).id, 'GET');
+    h.sim.openIssue(ORG, 'get-hook', { user: 'alice', title: 'Sent by GET' });
+    await h.settle();
+    const sent = h.sim.deliveries.filter((d) => d.type === 'issues' && d.url === `${h.url}/webhook`).slice(-2);
+    expect(sent.map((d) => d.status).sort()).toEqual([202, 405]);
+    const warned = h.logs.lines.filter((l) => l.level === 'warn' && typeof l.msg === 'string' && l.msg.startsWith('webhook delivered with HTTP method GET'));
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatchObject({ event: 'issues', delivery: sent.find((d) => d.status === 405)?.id });
+    expect(warned[0]!.msg).toContain('set "HTTP Method" to POST');
+    expect(JSON.stringify(warned[0])).not.toContain('Sent by GET');
+
+    // A GET without Gitea's headers is the plain 405 (no warning).
+    const plain = await fetch(`${h.url}/webhook`);
+    expect(plain.status).toBe(405);
+    expect(plain.headers.get('allow')).toBe('POST');
+  });
+});
