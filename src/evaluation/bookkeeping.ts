@@ -79,6 +79,17 @@ function diffPersonDeliveries(
     if (!delivery.sender || delivery.sender === input.bot) continue;
     const labels = payloadLabels(delivery.payload);
     if (!labels) continue;
+    if (delivery.action === 'label_cleared') {
+      // Lists the labels from before the clear (models/issues/issue_label.go clearIssueLabels): the person removed each.
+      for (const name of labels) {
+        if (now.has(name) || seen.has(name)) continue;
+        seen.add(name);
+        changes.push({ label: name, action: 'removed', kind: 'person', user: delivery.sender });
+      }
+      personLabelDeliveries.push({ delivery, labels: [] });
+      store.setKnown(repo, number, [], delivery.updatedAt);
+      continue;
+    }
     personLabelDeliveries.push({ delivery, labels });
     const known = store.known(repo, number);
     if (known && known.updatedAt && delivery.updatedAt && Date.parse(delivery.updatedAt) < Date.parse(known.updatedAt)) {

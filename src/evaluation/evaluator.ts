@@ -10,6 +10,7 @@ import type { Logger } from '../log/logger.js';
 import { type EvaluationResult, type Evaluator, PermanentError, type WorkItem } from '../scheduler/types.js';
 import { repoOf } from '../subject.js';
 import { parseCommands } from '../triage/commands.js';
+import { commandSource } from '../triage/command-source.js';
 import { decide } from '../triage/decide.js';
 import type { AllowedCommand, SubjectState, TriageConfig } from '../triage/types.js';
 import { learnLabelChanges } from './bookkeeping.js';
@@ -87,7 +88,7 @@ export class TriageEvaluator implements Evaluator {
       ) {
         // The echo of the bot's own write: never evaluated, but it is the issue's label set now.
         const labels = payloadLabels(payload);
-        if (labels) this.store.setKnown(delivery.repo, delivery.number, labels, delivery.updatedAt);
+        if (labels) this.store.setKnown(delivery.repo, delivery.number, delivery.action === 'label_cleared' ? [] : labels, delivery.updatedAt);
       }
     } catch (error) {
       this.log.warn('observe failed', { delivery: delivery.id, error: errorText(error) });
@@ -188,20 +189,15 @@ export class TriageEvaluator implements Evaluator {
     const full = `${owner}/${repo}`;
     const allowed: AllowedCommand[] = [];
     for (const delivery of item.deliveries) {
-      if (delivery.event !== 'issue_comment' || (delivery.action !== 'created' && delivery.action !== 'edited')) continue;
-      const comment = delivery.payload.comment;
-      if (!isObject(comment) || typeof comment.body !== 'string') continue;
-      const user = (isObject(comment.user) ? str(comment.user.login) : undefined) ?? delivery.sender ?? undefined;
-      if (!user || user === bot) continue;
-      let commands = parseCommands(comment.body);
-      if (delivery.action === 'edited') {
+      // A comment's or a review's body (triage/command-source.ts).
+      const source = commandSource(delivery);
+      const user = source?.user;
+      if (!source || !user || user === bot) continue;
+      let commands = parseCommands(source.body);
+      if (source.previousBody !== undefined) {
         // An edit re-runs only the commands it introduced, not those the comment already had.
-        const changes = delivery.payload.changes;
-        const from = isObject(changes) && isObject(changes.body) ? changes.body.from : undefined;
-        if (typeof from === 'string') {
-          const before = new Set(parseCommands(from).map((c) => commandText(c)));
-          commands = commands.filter((c) => !before.has(commandText(c)));
-        }
+        const before = new Set(parseCommands(source.previousBody).map((c) => commandText(c)));
+        commands = commands.filter((c) => !before.has(commandText(c)));
       }
       if (commands.length === 0) continue;
 
@@ -214,8 +210,8 @@ export class TriageEvaluator implements Evaluator {
         log.info('command refused', { repo: full, number, user, command: commandText(c), reason: verdict.reason, delivery: delivery.id });
       }
       if (config.commands.reply && !this.dryRun) {
-        const commentId = typeof comment.id === 'number' ? comment.id : undefined;
-        const version = str(comment.updated_at) ?? delivery.id;
+        const commentId = source.commentId;
+        const version = source.version ?? delivery.id;
         if (commentId !== undefined && this.store.replied(full, commentId, version)) continue;
         const list = commands.map((c) => `\`${commandText(c)}\``).join(', ');
         try {

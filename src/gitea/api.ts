@@ -59,7 +59,10 @@ export interface GiteaApi {
   getFiles(owner: string, repo: string, paths: string[], ref?: string): Promise<({ path: string; content: string } | null)[]>;
   /** `GET /repos/{owner}/{repo}/issue_templates`: Gitea's own parse of every issue template (markdown and forms). */
   listIssueTemplates(owner: string, repo: string): Promise<GiteaIssueTemplate[]>;
-  /** `GET /repos/{owner}/{repo}/pulls/{index}/files`, every page (a 3,000-file PR is normal). */
+  /**
+   * `GET /repos/{owner}/{repo}/pulls/{index}/files`, every page (a 3,000-file PR is normal). On Gitea before
+   * 1.22.3 a rename lacks `previous_filename`: it is filled in from `GET …/pulls/{index}.diff`.
+   */
   listPullFiles(owner: string, repo: string, index: number): Promise<GiteaChangedFile[]>;
   /**
    * `GET /repos/{owner}/{repo}/collaborators/{user}/permission`. Gitea answers it only to a repo admin:

@@ -17,7 +17,8 @@ import type {
   GiteaRepo,
   GiteaUser,
 } from './types.js';
-import { parseGiteaVersion, versionAtLeast, type GiteaVersion } from './version.js';
+import { renamesFromDiff } from './diff-renames.js';
+import { parseGiteaVersion, versionAtLeast, versionAtLeastPatch, type GiteaVersion } from './version.js';
 
 export interface GiteaClientOptions {
   /** `GITEA_URL`, e.g. `http://127.0.0.1:3000` (a trailing slash is ignored). */
@@ -98,6 +99,8 @@ interface Call {
   idempotent: boolean;
   /** Statuses that are answers for this call rather than errors (e.g. 404 for `listOrgLabels`). */
   accept?: number[];
+  /** The answer is text (a diff), not JSON. */
+  text?: boolean;
 }
 
 /** Network error codes meaning the request never reached Gitea. */
@@ -275,7 +278,19 @@ export class GiteaClient implements GiteaApi {
   }
 
   async listPullFiles(owner: string, repo: string, index: number): Promise<GiteaChangedFile[]> {
-    return (await this.allPages<GiteaChangedFile>(path('repos', owner, repo, 'pulls', index, 'files'), {})) ?? [];
+    const files = (await this.allPages<GiteaChangedFile>(path('repos', owner, repo, 'pulls', index, 'files'), {})) ?? [];
+    if (!files.some((f) => f.status === 'renamed' && !f.previous_filename)) return files;
+    // Before 1.22.3 services/convert ToChangedFile compared the status with "rename" (it is "renamed"), so a
+    // rename never carries `previous_filename`; the pull request's diff names it (`rename from`).
+    const { parsed } = await this.loadVersion();
+    if (parsed && versionAtLeastPatch(parsed, 1, 22, 3)) return files;
+    const p = `${path('repos', owner, repo, 'pulls')}/${integer(index, 'pull request index')}.diff`;
+    const diff = (await this.send<unknown>({ method: 'GET', path: p, idempotent: true, text: true })).data;
+    const renames = renamesFromDiff(typeof diff === 'string' ? diff : '');
+    return files.map((f) => {
+      const from = f.status === 'renamed' && !f.previous_filename ? renames.get(f.filename) : undefined;
+      return from !== undefined ? { ...f, previous_filename: from } : f;
+    });
   }
 
   async getPermission(owner: string, repo: string, user: string): Promise<GiteaPermission> {
@@ -397,14 +412,7 @@ export class GiteaClient implements GiteaApi {
       if (res.status !== 200 && accept.includes(res.status)) return null;
       const items = listOf<T>(res.data, () => unexpected('GET', p, 'not a list'));
       out.push(...items);
-      const total = Number(res.headers['x-total-count']);
-      if (items.length === 0) return out;
-      if (res.headers['x-total-count'] !== undefined && Number.isFinite(total)) {
-        // With a total, trust it: an instance whose MAX_RESPONSE_ITEMS is below 50 serves shorter pages.
-        if (out.length >= total) return out;
-      } else if (items.length < PAGE_LIMIT) {
-        return out;
-      }
+      if (!hasNextPage(res.headers, items.length, out.length, page)) return out;
     }
     throw unexpected('GET', p, `more than ${MAX_PAGES} pages`);
   }
@@ -433,7 +441,7 @@ export class GiteaClient implements GiteaApi {
       const started = performance.now();
       let res: AxiosResponse<T>;
       try {
-        res = await this.http.request<T>({ method, url, data: call.body });
+        res = await this.http.request<T>({ method, url, data: call.body, ...(call.text ? { responseType: 'text', headers: { Accept: 'text/plain' } } : {}) });
       } catch (err) {
         const durationMs = Math.round(performance.now() - started);
         if (!axios.isAxiosError(err) || err.response) {
@@ -603,4 +611,24 @@ function decodeContents(file: string, entry: GiteaContents | null): { path: stri
   if (entry.content === null || entry.content === undefined) return entry.size > 0 ? 'too-large' : { path: file, content: '' };
   const content = entry.encoding === 'base64' ? Buffer.from(entry.content, 'base64').toString('utf8') : entry.content;
   return { path: file, content };
+}
+
+/**
+ * Whether a list has another page. Some lists are filtered AFTER paging (routers/api/v1/user/repo.go
+ * listUserRepos drops the repositories the caller cannot see from each page), so a short or even empty
+ * page is not the end: follow Gitea's `Link: <…>; rel="next"` (services/context/api.go genAPILinks) when
+ * it is sent; else trust `X-Total-Count` (which counts the unfiltered list) — collected items reaching it,
+ * or the pages asked for covering it; else a short page is the last. An instance whose
+ * MAX_RESPONSE_ITEMS is below 50 serves shorter pages: `Link` and the collected count still hold there.
+ */
+export function hasNextPage(headers: Record<string, unknown>, pageItems: number, collected: number, page: number): boolean {
+  const link = headers['link'];
+  if (typeof link === 'string' && link !== '') return /;\s*rel="?next"?/.test(link);
+  const totalText = headers['x-total-count'];
+  const total = Number(totalText);
+  if (totalText !== undefined && Number.isFinite(total)) {
+    if (collected >= total) return false;
+    return pageItems > 0 || page * PAGE_LIMIT < total;
+  }
+  return pageItems >= PAGE_LIMIT;
 }

@@ -24,3 +24,10 @@ export function parseGiteaVersion(raw: string): GiteaVersion | null {
 export function versionAtLeast(v: GiteaVersion, major: number, minor: number): boolean {
   return v.major > major || (v.major === major && v.minor >= minor);
 }
+
+/** True when `v` is at least `major.minor.patch`. */
+export function versionAtLeastPatch(v: GiteaVersion, major: number, minor: number, patch: number): boolean {
+  if (v.major !== major) return v.major > major;
+  if (v.minor !== minor) return v.minor > minor;
+  return v.patch >= patch;
+}

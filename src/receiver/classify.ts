@@ -33,6 +33,12 @@ const TRIAGED: Record<string, ReadonlySet<string>> = {
   // maps both HookEventIssueComment and HookEventPullRequestComment to "issue_comment".
   issue_comment: new Set(['created', 'edited']),
   pull_request: new Set(['opened', 'edited', 'reopened', 'synchronized', 'label_updated', 'label_cleared']),
+  // Reviews (services/webhook/notifier.go PullRequestReview): a pull request payload with action
+  // `reviewed` and a `review` object, under its own X-Gitea-Event (modules/webhook/type.go Event()):
+  // `pull_request_comment` here is a review, not a comment (those are `issue_comment`).
+  pull_request_approved: new Set(['reviewed']),
+  pull_request_rejected: new Set(['reviewed']),
+  pull_request_comment: new Set(['reviewed']),
 };
 
 type Obj = Record<string, unknown>;
@@ -93,12 +99,15 @@ export function classify(event: string, payload: unknown): ClassifyResult {
         value: { ...base, subject: issueSubject(names.owner, names.name, number).key, number, updatedAt, ...triage(event, action) },
       };
     }
-    case 'pull_request': {
+    case 'pull_request':
+    case 'pull_request_approved':
+    case 'pull_request_rejected':
+    case 'pull_request_comment': {
       const pr = payload.pull_request;
-      if (!isObject(pr)) return { ok: false, reason: 'pull_request payload has no pull_request' };
+      if (!isObject(pr)) return { ok: false, reason: `${event} payload has no pull_request` };
       const number = positiveInt(pr.number) ?? positiveInt(payload.number);
-      if (number === null) return { ok: false, reason: 'pull_request payload has no pull request number' };
-      if (!action) return { ok: false, reason: 'pull_request payload has no action' };
+      if (number === null) return { ok: false, reason: `${event} payload has no pull request number` };
+      if (!action) return { ok: false, reason: `${event} payload has no action` };
       return {
         ok: true,
         value: {

@@ -69,6 +69,7 @@ export function createHttpApp(options: HttpAppOptions): Express {
   };
 
   app.post('/webhook', early, rawBody, bodyErrors, webhook);
+  app.get('/webhook', getDelivery(log));
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -104,6 +105,31 @@ export function createHttpApp(options: HttpAppOptions): Express {
   };
   app.use(lastResort);
   return app;
+}
+
+/**
+ * A delivery sent with GET: the hook's HTTP method was set to GET in Gitea's web UI (services/webhook/
+ * deliver.go newDefaultRequest then sends the payload as `?payload=` and no body). The API can neither show
+ * nor change that method (routers/api/v1/utils/hook.go addHook always stores POST; convert.ToHook omits it),
+ * so the warning says what to change in the hook's settings. The query string (the payload) is not logged.
+ */
+function getDelivery(log: Logger): RequestHandler {
+  return (req, res, next) => {
+    const header = (name: string): string | undefined => {
+      for (const prefix of ['x-gitea-', 'x-forgejo-', 'x-gogs-']) {
+        const v = req.headers[prefix + name];
+        if (typeof v === 'string' && v !== '') return v;
+      }
+      return undefined;
+    };
+    const event = header('event');
+    if (!event) return next();
+    log.warn('webhook delivered with HTTP method GET: in Gitea, open the hook (Settings → Webhooks → edit) and set "HTTP Method" to POST; the API cannot show or change it', {
+      delivery: header('delivery') ?? undefined,
+      event,
+    });
+    res.set('Allow', 'POST').status(405).json({ error: 'webhook deliveries must use POST: set the hook\'s HTTP method to POST in its settings' });
+  };
 }
 
 /** Server-side timeouts: a slow or stalled client is cut off instead of holding a socket forever. */

@@ -1,4 +1,4 @@
-/** The simulated Gitea's in-memory state. Plain data; the rules live in sim.ts and labels.ts. */
+/** The simulated Gitea's in-memory state. Plain data; the rules live in state.ts and the resource modules (labels.ts, issues.ts, …). */
 
 export type Level = 'none' | 'read' | 'write' | 'admin' | 'owner';
 
@@ -46,6 +46,8 @@ export interface SimPull {
   baseSha: string;
   files: SimChangedFile[];
   draft: boolean;
+  /** The head repository (a fork) was deleted. */
+  headRepoGone?: boolean;
 }
 
 export interface SimComment {
@@ -88,6 +90,8 @@ export interface SimHook {
   branchFilter: string;
   authorizationHeader: string;
   active: boolean;
+  /** `POST` (the API's only choice) or `GET` (settable in the web UI only; services/webhook/deliver.go sends `?payload=`). */
+  httpMethod: 'POST' | 'GET';
   created: string;
   updated: string;
 }
@@ -98,6 +102,8 @@ export interface SimRepo {
   name: string;
   description: string;
   defaultBranch: string;
+  /** Seen only by its owner, site admins and explicit collaborators (the bot's default access is for public repos). */
+  private: boolean;
   /** branch → (path → content) */
   branches: Map<string, Map<string, string>>;
   /** branch → head commit sha */

@@ -14,6 +14,8 @@ export interface ShapeContext {
   userById(id: number): SimUser | undefined;
   labelById(id: number): SimLabel | undefined;
   repoById(id: number): SimRepo | undefined;
+  /** The simulated Gitea is at least this version (shapes changed between versions). */
+  atLeast(major: number, minor: number): boolean;
 }
 
 const ZERO_TIME = '0001-01-01T00:00:00Z';
@@ -97,7 +99,7 @@ export function repoJson(
     full_name: full,
     description: repo.description,
     empty: false,
-    private: false,
+    private: repo.private,
     fork: false,
     template: false,
     mirror: false,
@@ -201,8 +203,9 @@ export function pullJson(ctx: ShapeContext, repo: SimRepo, issue: SimIssue): Rec
   if (!pull) throw new Error(`#${issue.number} is not a pull request`);
   const full = `${repo.owner.login}/${repo.name}`;
   const repoObj = repoJson(ctx, repo, { admin: false, push: true, pull: true });
-  const additions = pull.files.reduce((n, f) => n + f.additions, 0);
-  const deletions = pull.files.reduce((n, f) => n + f.deletions, 0);
+  const head = pull.headRepoGone
+    ? { label: pull.headRef, ref: pull.headRef, sha: pull.headSha, repo_id: -1, repo: null }
+    : { label: pull.headRef, ref: pull.headRef, sha: pull.headSha, repo_id: repo.id, repo: repoObj };
   return {
     id: pull.id,
     url: `${ctx.base}/${full}/pulls/${issue.number}`,
@@ -220,9 +223,7 @@ export function pullJson(ctx: ShapeContext, repo: SimRepo, issue: SimIssue): Rec
     draft: pull.draft,
     is_locked: false,
     comments: issue.comments.length,
-    additions,
-    deletions,
-    changed_files: pull.files.length,
+    ...diffStats(ctx, pull),
     html_url: `${ctx.base}/${full}/pulls/${issue.number}`,
     diff_url: `${ctx.base}/${full}/pulls/${issue.number}.diff`,
     patch_url: `${ctx.base}/${full}/pulls/${issue.number}.patch`,
@@ -233,13 +234,28 @@ export function pullJson(ctx: ShapeContext, repo: SimRepo, issue: SimIssue): Rec
     merged_by: null,
     allow_maintainer_edit: false,
     base: { label: pull.baseRef, ref: pull.baseRef, sha: pull.baseSha, repo_id: repo.id, repo: repoObj },
-    head: { label: pull.headRef, ref: pull.headRef, sha: pull.headSha, repo_id: repo.id, repo: repoObj },
+    head,
     merge_base: pull.baseSha,
     due_date: null,
     created_at: issue.created,
     updated_at: issue.updated,
     closed_at: issue.closed,
     pin_order: 0,
+  };
+}
+
+/**
+ * `additions`, `deletions`, `changed_files` of services/convert/pull.go ToAPIPullRequest: absent before
+ * 1.22 (not in modules/structs/pull.go); 1.22–1.23 plain ints, left 0 when the head repository is gone
+ * (the diff is computed only when `pr.HeadRepo != nil`); 1.24+ `*int` with omitempty: absent then.
+ */
+function diffStats(ctx: ShapeContext, pull: NonNullable<SimIssue['pull']>): Record<string, number> {
+  if (!ctx.atLeast(1, 22)) return {};
+  if (pull.headRepoGone) return ctx.atLeast(1, 24) ? {} : { additions: 0, deletions: 0, changed_files: 0 };
+  return {
+    additions: pull.files.reduce((n, f) => n + f.additions, 0),
+    deletions: pull.files.reduce((n, f) => n + f.deletions, 0),
+    changed_files: pull.files.length,
   };
 }
 

@@ -58,9 +58,20 @@ export function eventFamily(type: string): string {
     return type === 'issue_comment' ? 'issue_comment' : 'issues';
   }
   if (type === 'pull_request_comment') return 'issue_comment';
-  if (type.startsWith('pull_request_review_') && type !== 'pull_request_review_request') return 'pull_request_review';
+  // Reviews: X-Gitea-Event `pull_request_approved` / `_rejected` / `_comment` (the last is a review, not a comment).
+  if (type === 'pull_request_review_approved') return 'pull_request_approved';
+  if (type === 'pull_request_review_rejected') return 'pull_request_rejected';
+  if (type === 'pull_request_review_comment') return 'pull_request_comment';
   if (type === 'pull_request' || type.startsWith('pull_request_')) return 'pull_request';
   return type;
+}
+
+/**
+ * models/webhook/webhook.go `Webhook.HasEvent`: the three review delivery types are switched on by the
+ * hook's one `pull_request_review` event (v1.25.4).
+ */
+export function hookHasEvent(events: ReadonlySet<string>, type: string): boolean {
+  return events.has(/^pull_request_review_(approved|rejected|comment)$/.test(type) ? 'pull_request_review' : type);
 }
 
 /** What a hook's `events` option turns into (routers/api/v1/utils/hook.go `issuesHook`/`pullHook`). */
@@ -95,6 +106,7 @@ export function sendDelivery(
   agents: { http: http.Agent; https: https.Agent },
   extraHeaders: Record<string, string> = {},
   timeoutMs = 5000,
+  method: 'POST' | 'GET' = 'POST',
 ): Promise<{ status?: number; error?: string }> {
   return new Promise((resolve) => {
     let target: URL;
@@ -104,10 +116,18 @@ export function sendDelivery(
       resolve({ error: `invalid URL ${url}` });
       return;
     }
+    let headers: Record<string, string> = { ...delivery.headers, ...extraHeaders };
+    if (method === 'GET') {
+      // services/webhook/deliver.go newDefaultRequest: a GET hook sends the JSON as `?payload=`, no body, no Content-Type.
+      const json = headers['Content-Type'] === 'application/x-www-form-urlencoded' ? new URLSearchParams(delivery.body).get('payload') ?? '' : delivery.body;
+      target.searchParams.set('payload', json);
+      const { 'Content-Type': _type, 'Content-Length': _length, ...rest } = headers;
+      headers = rest;
+    }
     const secure = target.protocol === 'https:';
     const request = (secure ? https : http).request(
       target,
-      { method: 'POST', headers: { ...delivery.headers, ...extraHeaders }, agent: secure ? agents.https : agents.http },
+      { method, headers, agent: secure ? agents.https : agents.http },
       (res) => {
         res.resume();
         res.on('end', () => resolve({ status: res.statusCode }));
@@ -116,6 +136,6 @@ export function sendDelivery(
     );
     request.setTimeout(timeoutMs, () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     request.on('error', (err) => resolve({ error: err.message }));
-    request.end(delivery.body);
+    request.end(method === 'GET' ? undefined : delivery.body);
   });
 }

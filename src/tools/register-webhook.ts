@@ -153,7 +153,8 @@ function urlNotes(url: string): string[] {
 }
 
 /** The event types the service acts on; a custom `--events` without some of them is worth a note. */
-const NEEDED_TYPES = ['issues', 'issue_label', 'issue_comment', 'pull_request', 'pull_request_label', 'pull_request_comment', 'pull_request_sync', 'push'];
+// `pull_request_review` switches on the three review deliveries (models/webhook/webhook.go Webhook.HasEvent), whose bodies may carry `/label`.
+const NEEDED_TYPES = ['issues', 'issue_label', 'issue_comment', 'pull_request', 'pull_request_label', 'pull_request_comment', 'pull_request_review', 'pull_request_sync', 'push'];
 
 function eventNotes(events: readonly string[]): string[] {
   const have = expandHookEvents(events);

@@ -95,6 +95,29 @@ describe('backfill', () => {
     }
   });
 
+  it('--org walks every page: Gitea filters after paging, so a page can be empty while later ones hold repositories', async () => {
+    // 55 private repositories the bot cannot see, then two it can: page 1 (50) comes back empty,
+    // page 2 holds 5 hidden ones and both visible ones; X-Total-Count says 57.
+    sim.addOrg('bigco');
+    for (let i = 1; i <= 55; i++) sim.addRepo('bigco', `secret-${i}`, { private: true });
+    for (const name of ['open-a', 'open-b']) {
+      seedTriagedRepo(sim, 'bigco', name);
+      sim.addIssue('bigco', name, { user: 'alice', title: 'A crash', body: FULL_BODY });
+    }
+    const first = await fetch(`${sim.url}/api/v1/orgs/bigco/repos?page=1&limit=50`, { headers: { Authorization: `token ${sim.token}` } });
+    expect(await first.json()).toEqual([]);
+    expect(first.headers.get('x-total-count')).toBe('57');
+    expect(first.headers.get('link')).toContain('rel="next"');
+
+    const run = await runMain(backfillMain, ['--org', 'bigco', '--dry-run'], simEnv(sim, path.join(work, 'bigco')));
+    expect(run.code).toBe(0);
+    expect(tableRows(run.out).map((r) => [r[0], r[2]])).toEqual([
+      ['bigco/open-a#1', 'kind/bug'],
+      ['bigco/open-b#1', 'kind/bug'],
+    ]);
+    expect(run.lines.at(-1)).toMatch(/^dry run: 2 repositories, evaluated 2, /);
+  });
+
   it('fails with one line for an organisation Gitea does not know', async () => {
     const run = await runMain(backfillMain, ['--org', 'nobody', '--dry-run'], simEnv(sim, path.join(work, 'x')));
     expect(run.code).toBe(1);

@@ -250,6 +250,22 @@ describe('simulated Gitea deliveries: payload shapes follow the fixtures', () =>
     expect(comment.headers).toMatchObject({ 'x-gitea-event': 'issue_comment', 'x-gitea-event-type': 'pull_request_comment' });
     expect(JSON.parse(comment.body).is_pull).toBe(true);
   });
+
+  it('reviews come as pull_request_approved / _rejected / _comment with action reviewed and a review object', async () => {
+    const n = sim.addIssue('acme', 'widgets', { title: 'PR', user: 'bob', pull: { files: [] } });
+    const cases = [
+      ['approve', 'pull_request_approved', 'pull_request_review_approved'],
+      ['reject', 'pull_request_rejected', 'pull_request_review_rejected'],
+      ['comment', 'pull_request_comment', 'pull_request_review_comment'],
+    ] as const;
+    for (const [kind, event, type] of cases) {
+      const d = only(await deliveriesOf(() => sim.review('acme', 'widgets', n, 'alice', { kind, body: `a ${kind}` })));
+      expect(d.headers).toMatchObject({ 'x-gitea-event': event, 'x-gitea-event-type': type });
+      const body = JSON.parse(d.body) as Record<string, unknown>;
+      expect(body).toMatchObject({ action: 'reviewed', review: { type, content: `a ${kind}` }, sender: { login: 'alice' }, requested_reviewer: { login: 'alice' } });
+      expect(shapeDiff(body, fixture('pull_request-opened').body).filter((p) => !/^\$\.(review|requested_reviewer)/.test(p))).toEqual([]);
+    }
+  });
 });
 
 describe('simulated Gitea deliveries: hooks created through the API', () => {
@@ -306,6 +322,17 @@ describe('simulated Gitea deliveries: hooks created through the API', () => {
       const pushes = received.slice(beforePush).map((d) => JSON.parse(d.url === '/form' ? '{}' : d.body).ref);
       // main: the repo hook only; release/1.0: the repo hook and the filtered push hook.
       expect(pushes.sort()).toEqual(['refs/heads/main', 'refs/heads/release/1.0', 'refs/heads/release/1.0']);
+
+      // A review goes to hooks with `pull_request` (which switches on `pull_request_review`), not to the
+      // org hook's `issue_comment` (models/webhook/webhook.go Webhook.HasEvent).
+      const pr = hooked.addIssue('acme', 'widgets', { title: 'PR', user: 'bob', pull: { files: [] } });
+      const beforeReview = received.length;
+      hooked.review('acme', 'widgets', pr, 'bob', { kind: 'comment', body: 'nit' });
+      await hooked.awaitDeliveries();
+      const reviews = received.slice(beforeReview);
+      expect(reviews.map((d) => `${d.url} ${d.headers['x-gitea-hook-installation-target-type']} ${d.headers['x-gitea-event']}`)).toEqual([
+        '/hook repository pull_request_comment',
+      ]);
     } finally {
       await hooked.close();
     }

@@ -416,7 +416,7 @@ describe('register-webhook: arguments and failures', () => {
   it('notes when custom --events leave out what the service triages on', async () => {
     const report = await registerWebhook(gitea, options({ repo: 'acme/cli' }, { events: ['issues', 'push'], dryRun: true }), SECRET);
     expect(report.notes).toContain(
-      'the hook will not deliver pull_request, pull_request_label, pull_request_comment, pull_request_sync: the service needs them to triage everything',
+      'the hook will not deliver pull_request, pull_request_label, pull_request_comment, pull_request_review, pull_request_sync: the service needs them to triage everything',
     );
   });
 

@@ -78,14 +78,24 @@ describe('classify', () => {
     expect(result.ok && result.value).toMatchObject({ triaged: false, reason: `action ${event}/${action} is not triaged` });
   });
 
-  it('records other event families with a reason (a review comment is X-Gitea-Event pull_request_comment)', () => {
+  it.each(['pull_request_approved', 'pull_request_rejected', 'pull_request_comment'])(
+    'triages a review (X-Gitea-Event %s, action reviewed) as an event on the pull request',
+    (event) => {
+      const payload = body('pull_request-opened');
+      payload.action = 'reviewed';
+      const result = classify(event, payload);
+      expect(result.ok && result.value).toMatchObject({ subject: 'acme/widgets#43', number: 43, action: 'reviewed', triaged: true });
+    },
+  );
+
+  it('records other event families with a reason', () => {
     const payload = body('pull_request-opened');
-    payload.action = 'reviewed';
-    const result = classify('pull_request_comment', payload);
+    payload.action = 'published';
+    const result = classify('release', payload);
     expect(result.ok && result.value).toMatchObject({
       subject: 'acme/widgets#43',
       triaged: false,
-      reason: 'event pull_request_comment is not triaged',
+      reason: 'event release is not triaged',
     });
   });
 
