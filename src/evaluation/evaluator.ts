@@ -14,7 +14,7 @@ import { commandSource } from '../triage/command-source.js';
 import { decide } from '../triage/decide.js';
 import type { AllowedCommand, SubjectState, TriageConfig } from '../triage/types.js';
 import { learnLabelChanges } from './bookkeeping.js';
-import { isDefaultBranchPush, isObject, LABEL_ACTIONS, payloadLabels, str } from './payload.js';
+import { isDefaultBranchPush, LABEL_ACTIONS, payloadLabels } from './payload.js';
 import { PermissionCache } from './permissions.js';
 
 export interface TriageEvaluatorOptions {
