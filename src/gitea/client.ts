@@ -107,9 +107,10 @@ interface Call {
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN']);
 
 /**
- * The only code that speaks HTTP to Gitea (docs/architecture.md, "The stages": gitea): one axios instance over one
- * `http(s).Agent({ keepAlive, maxSockets })`, `Authorization: token …`, per-request timeout, retries with
- * capped exponential backoff and full jitter (honouring `Retry-After`), and a client-wide circuit breaker.
+ * The only code that speaks HTTP to Gitea (docs/architecture.md, "The stages": gitea): one axios
+ * instance over one `http(s).Agent({ keepAlive, maxSockets })`, `Authorization: token …`,
+ * per-request timeout, retries with capped exponential backoff and full jitter (honouring
+ * `Retry-After`), a client-wide circuit breaker, and size caps on what it reads and sends.
  *
  * It only ever calls `${baseUrl}/api/v1`: every method builds its path from `owner`, `repo`, names and
  * numbers, each encoded with `encodeURIComponent` (and `.`/`..` refused, which URL parsing would

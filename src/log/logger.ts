@@ -7,7 +7,10 @@ import winston from 'winston';
  */
 export type Logger = winston.Logger;
 
-/** The fields docs/architecture.md names ("Structured logs"); child loggers bind some of them for a whole delivery or batch. */
+/**
+ * The fields docs/architecture.md names ("Structured logs"); child loggers bind some of them for a
+ * whole delivery or batch.
+ */
 export interface LogFields {
   delivery?: string;
   event?: string;
@@ -48,7 +51,7 @@ export interface ToolLoggerOptions {
 
 export type LoggerOptions = ServiceLoggerOptions | ToolLoggerOptions;
 
-/** Renames winston's `message`/`timestamp` to the documented `msg`/`time` (docs/architecture.md, "Structured logs") and masks secrets. */
+/** Renames winston's `message`/`timestamp` to `msg`/`time` (docs/architecture.md, "Structured logs") and masks secrets. */
 const shape = (redact: string[]) =>
   winston.format((info) => {
     const out = info as Record<string | symbol, unknown>;

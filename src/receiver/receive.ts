@@ -43,9 +43,9 @@ const FORM = 'application/x-www-form-urlencoded';
 
 /**
  * Handles one `POST /webhook`, independent of Express (the replay tool calls it too).
- * Checks run in the documented order (docs/architecture.md, "Receiving a webhook") — shutdown (503), size (413), signature (401), headers (400),
- * payload (400) — so a request that fails authentication learns nothing else. Answers 202 only
- * after the journal committed the delivery.
+ * Checks run in the documented order (docs/architecture.md, "Receiving a webhook") — shutdown
+ * (503), size (413), signature (401), headers (400), payload (400) — so a request that fails
+ * authentication learns nothing else. Answers 202 only after the journal committed the delivery.
  */
 export async function receiveDelivery(request: ReceivedRequest, deps: ReceiverDeps): Promise<ReceiveResult> {
   const { headers, body } = request;

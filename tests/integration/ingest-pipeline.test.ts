@@ -26,7 +26,9 @@ const editAt = (number: number, second: number) =>
 describe('coalescing', () => {
   it('turns 30 edits of one issue in a window into one evaluation on the newest state, in either arrival order', async () => {
     const evaluator = new RecordingEvaluator();
-    t = await startService({ evaluator, env: { BATCH_WINDOW_MS: '2000' } });
+    // The 60 deliveries flush as one batch by count (BATCH_MAX), not by time: a window long enough
+    // that however slowly they arrive, none is flushed before the last.
+    t = await startService({ evaluator, env: { BATCH_WINDOW_MS: '600000', BATCH_MAX: '60' } });
     const forward = Array.from({ length: 30 }, (_, i) => editAt(42, i));
     const reverse = Array.from({ length: 30 }, (_, i) => editAt(50, i)).reverse();
     for (let i = 0; i < 30; i++) {
@@ -34,6 +36,7 @@ describe('coalescing', () => {
       expect([a.status, b.status]).toEqual([202, 202]);
     }
     await t.service.onIdle();
+    expect(await metricValue(t.service, 'gitea_triage_batch_size_count')).toBe(1);
 
     for (const subject of ['acme/widgets#42', 'acme/widgets#50']) {
       const items = evaluator.itemsFor(subject);

@@ -107,10 +107,9 @@ describe('graceful stop', () => {
     const deliveries = someDeliveries(4);
     for (const d of deliveries) expect((await request(first.url + '/webhook', { method: 'POST', headers: d.headers, body: d.body })).status).toBe(202);
     await waitFor(() => processedIds(dataDir, 'started.log').length > 0, { what: 'an evaluation to start' });
-    const t0 = Date.now();
     first.proc.child.kill('SIGTERM');
     expect(await first.proc.exited).toEqual({ code: 0, signal: null });
-    expect(Date.now() - t0).toBeLessThan(10_000);
+    // It did not wait for the 30 s evaluation: that evaluation never finished, nor did any other.
     expect(processedIds(dataDir)).toEqual([]);
     expect(first.proc.lines.some((l) => l.msg === 'stopped')).toBe(true);
 

@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
@@ -8,25 +7,25 @@ import type { CompiledPattern, TriageConfig } from '../../../src/triage/types.js
 // A repository's `.gitea/triage.yml` is written by whoever can push to the repo: untrusted input
 // that the service parses in-process. Whatever it holds — random bytes, broken YAML, catastrophic
 // regexes, huge lists, alias bombs, deep nesting — parseTriageConfig answers `{config}` or
-// `{problem}`: it never throws and never stalls, and the patterns it accepts match in linear time.
+// `{problem}` and never throws; what would make it or a pattern run for long (sizes, program
+// complexity) is refused with a problem, and the patterns it accepts answer correctly on hostile text.
+//
+// No stopwatch here: how long parsing and matching take is a figure, printed by
+// `node --import tsx scripts/bench/hostile-config.ts`. A backtracking engine would not finish these
+// cases at all (the test timeout reports that), a linear one answers at once.
 
 const FILE = '.gitea/triage.yml';
 
 type Result = { config: TriageConfig } | { problem: { file: string; message: string; line?: number } };
 
-/** Parses, asserting the contract: exactly one of config/problem, no throw, within `budgetMs`. */
-function parse(text: string, budgetMs: number): Result {
-  const started = performance.now();
+/** Parses, asserting the contract: exactly one of config/problem, no throw. */
+function parse(text: string): Result {
   let result: Result | undefined;
-  let thrown: unknown;
   try {
     result = parseTriageConfig(text, FILE) as Result;
   } catch (error) {
-    thrown = error;
+    throw new Error(`parseTriageConfig threw on ${JSON.stringify(text.slice(0, 200))}: ${String(error)}`);
   }
-  const ms = performance.now() - started;
-  if (thrown !== undefined) throw new Error(`parseTriageConfig threw on ${JSON.stringify(text.slice(0, 200))}: ${String(thrown)}`);
-  expect(ms).toBeLessThan(budgetMs);
   expect(result).toBeDefined();
   const r = result!;
   expect('config' in r !== 'problem' in r).toBe(true);
@@ -38,6 +37,12 @@ function parse(text: string, budgetMs: number): Result {
   return r;
 }
 
+function problemOf(text: string): string {
+  const r = parse(text);
+  if (!('problem' in r)) throw new Error(`expected a problem for ${JSON.stringify(text.slice(0, 200))}`);
+  return r.problem.message;
+}
+
 function patternsOf(config: TriageConfig): CompiledPattern[] {
   const out: CompiledPattern[] = [];
   for (const rule of config.labels.values()) out.push(...(rule.title ?? []), ...(rule.body ?? []));
@@ -45,65 +50,67 @@ function patternsOf(config: TriageConfig): CompiledPattern[] {
 }
 
 const HOSTILE_20K = `${'a'.repeat(10_000)}!${'ab'.repeat(5_000)}`;
-/** As long as the part of an issue body the patterns examine (PATTERN_LIMITS.maxTextLength, 64 KB). */
-const HOSTILE_64K = `${'a'.repeat(32_000)}!${'ab'.repeat(16_384)}`;
 
 /**
- * Every accepted pattern runs over a hostile text within the budget. The decision runs on the
- * service's event loop: a pattern that takes seconds there stalls the receiver too (and Gitea gives
- * a delivery 5 s). Budgets are generous for a shared CI machine; the failures they catch are 10× over.
+ * Runs every accepted pattern over a hostile text: each answers (a match or none) and does not
+ * throw. The decision runs on the service's event loop, so a pattern that backtracked would stall
+ * the receiver too.
  */
-function expectLinearMatching(config: TriageConfig, budgetMs = 500, hostile = HOSTILE_20K): void {
+function runsOverHostileText(config: TriageConfig, hostile = HOSTILE_20K): void {
   for (const p of patternsOf(config)) {
-    const started = performance.now();
-    p.match(hostile);
-    const ms = performance.now() - started;
-    if (ms >= budgetMs) throw new Error(`pattern ${JSON.stringify(p.source)} took ${Math.round(ms)} ms on a ${Math.round(hostile.length / 1024)} KB text`);
+    const m = p.match(hostile);
+    expect(m === undefined || typeof m === 'string').toBe(true);
   }
 }
 
-const CATASTROPHIC = ['(a+)+$', '(a|aa)+$', '(x+x+)+y', '(.*a){25}', '^(\\w+\\s?)*$', '(a*)*b', '((a+)+)+$'];
+/** Patterns that make a backtracking engine run for ages on HOSTILE_20K, and whether they match it. */
+const CATASTROPHIC: [string, boolean][] = [
+  ['(a+)+$', false], // the text ends in `b`
+  ['(a|aa)+$', false],
+  ['(x+x+)+y', false],
+  ['(.*a){25}', true],
+  ['^(\\w+\\s?)*$', false], // the `!` is neither \w nor \s
+  ['(a*)*b', true],
+  ['((a+)+)+$', false],
+];
 
 describe('hostile triage configs', () => {
-  it.each(CATASTROPHIC)('accepts or refuses the catastrophic regex %s, and never backtracks on it', (regex) => {
-    const r = parse(`labels:\n  kind/bug:\n    title: [${JSON.stringify(regex)}]\n    body: [${JSON.stringify(regex)}]\n`, 1000);
-    if ('config' in r) {
-      expect(patternsOf(r.config)).toHaveLength(2);
-      expectLinearMatching(r.config);
-    }
+  it.each(CATASTROPHIC)('accepts the catastrophic regex %s and answers correctly on a hostile text (matches: %s)', (regex, matches) => {
+    const r = parse(`labels:\n  kind/bug:\n    title: [${JSON.stringify(regex)}]\n    body: [${JSON.stringify(regex)}]\n`);
+    if (!('config' in r)) throw new Error(`refused: ${r.problem.message}`);
+    const patterns = patternsOf(r.config);
+    expect(patterns).toHaveLength(2);
+    for (const p of patterns) expect(p.match(HOSTILE_20K) !== undefined).toBe(matches);
   });
 
   // RE2 is linear in the text, but its cost also grows with the compiled program: a counted
   // repetition of 1,000 makes one match over the 64 KB a pattern examines take seconds (measured:
-  // ~8-10 s for (.*a){1000}), blocking the event loop, the receiver with it. Measured on 8 KB here
-  // to keep this file fast even when it fails: 100 ms on 8 KB is ~0.8 s on 64 KB.
-  it.each(['(.*a){1000}', '(.*){1000}', '[a-z]{1000}x', '((.*a){30}){30}'])(
-    'refuses the oversized pattern %s, or matches it within 100 ms on 8 KB',
-    (regex) => {
-      const r = parse(`labels:\n  kind/bug:\n    body: [${JSON.stringify(regex)}]\n`, 1000);
-      if ('config' in r) expectLinearMatching(r.config, 100, HOSTILE_64K.slice(0, 8 * 1024));
-    },
-  );
+  // ~8-10 s for (.*a){1000}, see scripts/bench/hostile-config.ts). Such programs are refused.
+  it.each(['(.*a){1000}', '(.*){1000}', '[a-z]{1000}x', '((.*a){30}){30}'])('refuses the oversized pattern %s, naming the limit', (regex) => {
+    expect(problemOf(`labels:\n  kind/bug:\n    body: [${JSON.stringify(regex)}]\n`)).toMatch(/is too complex \(RE2 program size \d+, limit \d+\)/);
+  });
 
   it('refuses what a linear-time engine cannot run (backreferences, lookaround) with a problem', () => {
     for (const regex of ['(a)\\1', '(?=a)b', '(?<!x)y']) {
-      const r = parse(`labels:\n  kind/bug:\n    title: [${JSON.stringify(regex)}]\n`, 1000);
-      expect('problem' in r).toBe(true);
+      expect(problemOf(`labels:\n  kind/bug:\n    title: [${JSON.stringify(regex)}]\n`)).toContain('patterns use RE2 syntax');
     }
   });
 
-  it('handles a 100,000-entry pattern list without stalling', () => {
-    const lines = Array.from({ length: 100_000 }, (_, i) => `      - 'word${i}'`).join('\n');
-    const r = parse(`labels:\n  kind/bug:\n    title:\n${lines}\n`, 5000);
-    if ('config' in r) expectLinearMatching(r.config, 5000);
+  it('refuses a 100,000-entry pattern list, and 100,000 labels, by the size of the file', () => {
+    const list = Array.from({ length: 100_000 }, (_, i) => `      - 'word${i}'`).join('\n');
+    expect(problemOf(`labels:\n  kind/bug:\n    title:\n${list}\n`)).toMatch(/^the config is \d+ bytes \(limit \d+\)$/);
+    const labels = Array.from({ length: 100_000 }, (_, i) => `  l${i}:\n    title: ['x${i}']`).join('\n');
+    expect(problemOf(`labels:\n${labels}\n`)).toMatch(/^the config is \d+ bytes \(limit \d+\)$/);
   });
 
-  it('handles 100,000 labels without stalling', () => {
-    const lines = Array.from({ length: 100_000 }, (_, i) => `  l${i}:\n    title: ['x${i}']`).join('\n');
-    parse(`labels:\n${lines}\n`, 5000);
+  it('refuses more entries per list, and more regexes in all, than its limits', () => {
+    const list = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `      - '${prefix}${i}'`).join('\n');
+    expect(problemOf(`labels:\n  kind/bug:\n    title:\n${list(201, 'w')}\n`)).toMatch(/^labels\.kind\/bug\.title: more than \d+ entries \(limit \d+ per list\)$/);
+    const three = ['a', 'b', 'c'].map((l) => `  ${l}:\n    title:\n${list(200, l)}`).join('\n');
+    expect(problemOf(`labels:\n${three}\n`)).toMatch(/the config has 600 regexes \(limit \d+ in all\)/);
   });
 
-  it('refuses a YAML alias bomb ("billion laughs") quickly', () => {
+  it('refuses a YAML alias bomb ("billion laughs")', () => {
     const keys = 'abcdefghi';
     let text = `${keys[0]}: &${keys[0]} ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n`;
     for (let i = 1; i < keys.length; i++) text += `${keys[i]}: &${keys[i]} [${Array(9).fill(`*${keys[i - 1]}`).join(',')}]\n`;
@@ -111,24 +118,22 @@ describe('hostile triage configs', () => {
       `${text}labels:\n  kind/bug:\n    title: *i\n`,
       `labels:\n  kind/bug:\n    title: &t ['a','a','a','a','a','a','a','a','a','a']\n${Array.from({ length: 200 }, (_, i) => `  l${i}:\n    title: *t`).join('\n')}\n`,
     ];
-    const r = parse(bombs[0]!, 1000);
-    expect('problem' in r).toBe(true);
-    parse(bombs[1]!, 2000);
+    for (const bomb of bombs) expect(problemOf(bomb)).toMatch(/too many aliases \(limit \d+ alias expansions/);
   });
 
   it('refuses deeply nested YAML with a problem', () => {
-    expect('problem' in parse('['.repeat(100_000), 5000)).toBe(true);
-    expect('problem' in parse(`labels: ${'{a: '.repeat(20_000)}1${'}'.repeat(20_000)}`, 5000)).toBe(true);
+    expect(problemOf('['.repeat(100_000))).toMatch(/nests more than \d+ levels deep/);
+    expect(problemOf(`labels: ${'{a: '.repeat(20_000)}1${'}'.repeat(20_000)}`)).toMatch(/nests more than \d+ levels deep/);
   });
 
   it('does not let __proto__ keys pollute objects', () => {
-    parse('labels:\n  __proto__:\n    polluted: true\n    title: ["x"]\n__proto__:\n  polluted: true\n', 1000);
+    parse('labels:\n  __proto__:\n    polluted: true\n    title: ["x"]\n__proto__:\n  polluted: true\n');
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
   it('answers a problem, not a throw, for YAML tags and odd documents', () => {
     for (const text of ['!!binary aGVsbG8=', '--- !!js/function "function(){}"', '---\n---\n', '%YAML 1.1\n---\nlabels: {}', 'labels: !!set {a, b}', '\u0000', '\ufeff']) {
-      parse(text, 1000);
+      parse(text);
     }
   });
 });
@@ -156,7 +161,7 @@ const mostly = <A, B>(good: fc.Arbitrary<A>, bad: fc.Arbitrary<B>): fc.Arbitrary
   fc.oneof({ weight: 6, arbitrary: good as fc.Arbitrary<A | B> }, { weight: 1, arbitrary: bad as fc.Arbitrary<A | B> });
 
 const regex = mostly(
-  fc.constantFrom(...CATASTROPHIC.filter((c) => !c.includes('{')), '\\bbug\\b', 'crash', '^fix', '[a-z]+\\d*', '\\p{L}+', '(?i)x', 'a{2,5}'),
+  fc.constantFrom(...CATASTROPHIC.map(([c]) => c).filter((c) => !c.includes('{')), '\\bbug\\b', 'crash', '^fix', '[a-z]+\\d*', '\\p{L}+', '(?i)x', 'a{2,5}'),
   fc.oneof(fc.constantFrom('[', '(', '\\', 'a{1000000}', '(a)\\1', '(?=a)'), fc.string({ maxLength: 12 })),
 );
 const glob = mostly(
@@ -204,23 +209,23 @@ const structured = fc.record(
 );
 
 describe('random triage configs', () => {
-  it('never throws or stalls on random text (2,000 cases)', () => {
+  it('never throws on random text (2,000 cases)', () => {
     fc.assert(
       fc.property(fc.oneof(yamlish, fc.string({ unit: 'binary', maxLength: 300 }), fc.string({ maxLength: 300 })), (text) => {
-        parse(text, 500);
+        parse(text);
       }),
       { numRuns: 2000, seed: 1337 },
     );
   });
 
-  it('never throws or stalls on random near-valid configs, and accepted patterns match in linear time (600 cases)', () => {
+  it('never throws on random near-valid configs, and accepted patterns answer on hostile text (600 cases)', () => {
     let accepted = 0;
     fc.assert(
       fc.property(structured, (doc) => {
-        const r = parse(stringify(doc), 500);
+        const r = parse(stringify(doc));
         if ('config' in r) {
           accepted++;
-          expectLinearMatching(r.config);
+          runsOverHostileText(r.config);
         }
       }),
       { numRuns: 600, seed: 99 },
