@@ -55,6 +55,7 @@ describe.each(kinds)('front: %s', (kind) => {
     const names: string[] = [];
     for (let i = 0; i < 9; i++) names.push((await request(front.url + '/readyz')).json.name as string);
     expect(['a', 'b', 'c'].map((n) => names.filter((x) => x === n).length)).toEqual([3, 3, 3]);
+    expect(front.retried()).toBe(0);
   });
 
   it('sends a POST on to the next upstream when one refuses the connection or answers 503, body intact', async () => {
@@ -70,6 +71,7 @@ describe.each(kinds)('front: %s', (kind) => {
     }
     expect(answers.map((a) => [a.status, a.json?.name])).toEqual(sent.map(() => [200, 'good']));
     expect(good.bodies).toEqual(sent);
+    expect(front.retried()).toBeGreaterThan(0);
   });
 
   it('answers 502 when no upstream answers, and passes on the 503 when every upstream is stopping', async () => {

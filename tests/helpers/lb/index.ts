@@ -12,6 +12,8 @@ export interface Front {
   url: string;
   /** nginx's access log lines (upstream and status of every try); empty for the Node proxy. */
   accessLog(): string[];
+  /** Requests passed on to another upstream after a failed try, so far. */
+  retried(): number;
   close(): Promise<void>;
 }
 
@@ -36,10 +38,12 @@ export async function startFront(options: FrontOptions): Promise<Front> {
   if (binary) {
     const nginx = await startNginx(binary, { upstreams: options.upstreams, port: await freePort() });
     say(`load balancer: ${nginx.version} (${binary}) on ${nginx.url} → ${options.upstreams.length} upstreams`);
-    return { kind: 'nginx', url: nginx.url, accessLog: nginx.accessLog, close: nginx.close };
+    // A request nginx passed on lists every upstream it tried: `upstream=127.0.0.1:a, 127.0.0.1:b`.
+    const retried = () => nginx.accessLog().reduce((n, l) => n + (/upstream=(.*) statuses=/.exec(l)?.[1] ?? '').split(',').length - 1, 0);
+    return { kind: 'nginx', url: nginx.url, accessLog: nginx.accessLog, retried, close: nginx.close };
   }
   const proxy = await startNodeProxy({ upstreams: options.upstreams });
   const why = wanted === 'node' ? 'GITEA_TRIAGE_LB=node' : 'nginx not installed';
   say(`load balancer: Node proxy (tests/helpers/lb/proxy.ts; ${why}) on ${proxy.url} → ${options.upstreams.length} upstreams`);
-  return { kind: 'node', url: proxy.url, accessLog: () => [], close: proxy.close };
+  return { kind: 'node', url: proxy.url, accessLog: () => [], retried: () => proxy.retries, close: proxy.close };
 }

@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,13 +23,8 @@ export function findNginx(): string | undefined {
 
 /** `nginx/1.22.1`, from `nginx -v` (which writes to stderr). */
 export function nginxVersion(binary: string): string {
-  try {
-    const out = execFileSync(binary, ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    return out.trim();
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr;
-    return stderr?.trim().replace(/^nginx version: /, '') ?? 'nginx (version unknown)';
-  }
+  const out = spawnSync(binary, ['-v'], { encoding: 'utf8' });
+  return `${out.stdout ?? ''}${out.stderr ?? ''}`.trim().replace(/^nginx version: /, '') || 'nginx (version unknown)';
 }
 
 export interface NginxOptions {
