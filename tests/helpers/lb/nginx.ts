@@ -39,7 +39,8 @@ export interface NginxOptions {
 
 /**
  * The configuration: everything nginx writes (pid, logs, temp files) under `dir`, so it runs without
- * root-owned paths. The `location` block is the README's "Running several replicas" configuration.
+ * root-owned paths. The retry rule is the README's ("Running several replicas"); its time limits are
+ * looser (no `proxy_next_upstream_timeout`): on a loaded test machine slowness must not become retries.
  */
 export function nginxConfig(dir: string, options: NginxOptions): string {
   const failTimeout = options.failTimeoutS ?? 1;
