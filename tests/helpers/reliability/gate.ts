@@ -39,10 +39,24 @@ export interface GateRule {
   hold?: boolean;
 }
 
+/** One request through the gate, with when it arrived and when its answer was sent (this process's clock). */
+export interface GateRequest {
+  method: string;
+  /** Path and query. */
+  url: string;
+  /** The status answered; 0 when the sim dropped the connection. */
+  status: number;
+  /** `performance.now()` when the request arrived, and when the answer left (or the connection was dropped). */
+  startMs: number;
+  endMs: number;
+}
+
 export interface Gate {
   url: string;
   /** Every request seen, `METHOD /path?query`. */
   requests: string[];
+  /** Every request answered (by the sim or by a rule), with its timing: who was writing what, when. */
+  timeline: GateRequest[];
   labelWrites: LabelWrite[];
   rules: GateRule[];
   /** Answers held back by a `hold` rule, waiting. */
@@ -73,6 +87,7 @@ export async function startGate(sim: SimGitea): Promise<Gate> {
   const gate: Gate = {
     url: '',
     requests: [],
+    timeline: [],
     labelWrites: [],
     rules: [],
     get held() {
@@ -103,10 +118,13 @@ export async function startGate(sim: SimGitea): Promise<Gate> {
     const url = req.url ?? '/';
     const pathname = url.split('?')[0] ?? url;
     gate.requests.push(`${method} ${url}`);
+    const startMs = performance.now();
+    const answered = (status: number) => gate.timeline.push({ method, url, status, startMs, endMs: performance.now() });
     const rule = gate.rules.find((r) => r.match.test(`${method} ${pathname}`));
     const status = typeof rule?.status === 'function' ? rule.status() : rule?.status;
     if (rule && status !== undefined) {
       req.resume();
+      answered(status);
       res.writeHead(status, { 'Content-Type': 'application/json;charset=utf-8' }).end(JSON.stringify(rule.body ? rule.body(req) : { message: 'refused by the test gate' }));
       return;
     }
@@ -136,6 +154,7 @@ export async function startGate(sim: SimGitea): Promise<Gate> {
               });
             }
             const send = () => {
+              answered(answer.statusCode ?? 0);
               if (res.destroyed) return;
               res.writeHead(answer.statusCode ?? 502, answer.headers).end(Buffer.concat(body));
             };
@@ -145,7 +164,10 @@ export async function startGate(sim: SimGitea): Promise<Gate> {
         },
       );
       // The sim reset or dropped the connection: so does the proxy (the client sees a network error).
-      upstream.on('error', () => res.socket?.destroy());
+      upstream.on('error', () => {
+        answered(0);
+        res.socket?.destroy();
+      });
       upstream.end(Buffer.concat(chunks));
     });
   });

@@ -1,0 +1,146 @@
+/**
+ * The simulated Gitea in a process of its own for the replica tests (a real Gitea runs elsewhere: the
+ * test process's event loop stays free for the sender and the front), seeded with the reliability
+ * tests' world, with one port per replica so every Gitea request is attributed to the replica that
+ * made it. Requests go over the IPC channel; each is answered by a reply with the same id.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { SimFaults, SimStats } from '../../src/simgitea/sim.js';
+import { REPO_ROOT } from './process.js';
+import type { GateRequest, LabelWrite } from './reliability/gate.js';
+import type { Item } from './reliability/world.js';
+
+/** What one replica asked Gitea, in arrival order, and the label writes with their effect. */
+export interface GiteaTraffic {
+  replica: string;
+  requests: GateRequest[];
+  labelWrites: LabelWrite[];
+}
+
+export type GiteaRequest =
+  | { id: number; op: 'seed'; items: number }
+  | { id: number; op: 'attach'; name: string }
+  | { id: number; op: 'traffic' }
+  | { id: number; op: 'labels'; numbers: number[] }
+  | { id: number; op: 'faults'; faults: SimFaults }
+  | { id: number; op: 'stats' }
+  | { id: number; op: 'close' };
+
+export type GiteaReply = { op: 'ready'; url: string } | { id: number; ok: true; value?: unknown } | { id: number; ok: false; error: string };
+
+type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
+
+export interface GiteaProcessOptions {
+  /** Added to every API request, plus up to `jitterMs` (seeded). */
+  latencyMs?: number;
+  jitterMs?: number;
+  seed?: number;
+}
+
+export class GiteaProcess {
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
+  private exited: Error | undefined;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    /** The sim itself (no attribution): for the test's own look-ups. */
+    readonly url: string,
+  ) {
+    child.on('message', (m: GiteaReply) => {
+      if (!('id' in m)) return;
+      const w = this.waiting.get(m.id);
+      this.waiting.delete(m.id);
+      if (m.ok) w?.resolve(m.value);
+      else w?.reject(new Error(`simulated Gitea: ${m.error}`));
+    });
+    child.on('exit', (code, signal) => {
+      this.exited = new Error(`simulated Gitea exited (${signal ?? `code ${code}`})`);
+      for (const w of this.waiting.values()) w.reject(this.exited);
+      this.waiting.clear();
+    });
+  }
+
+  /** Forks tests/helpers/gitea-child.ts under `node --import tsx` and waits for its server to listen. */
+  static async start(options: GiteaProcessOptions = {}): Promise<GiteaProcess> {
+    const child = fork(fileURLToPath(new URL('./gitea-child.ts', import.meta.url)), [JSON.stringify(options)], {
+      cwd: REPO_ROOT,
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const ready = await new Promise<Extract<GiteaReply, { op: 'ready' }>>((resolve, reject) => {
+      child.once('message', (m: GiteaReply) => ('op' in m && m.op === 'ready' ? resolve(m) : reject(new Error('simulated Gitea: unexpected first message'))));
+      child.once('exit', (code, signal) => reject(new Error(`simulated Gitea exited before listening (${signal ?? `code ${code}`})`)));
+    });
+    return new GiteaProcess(child, ready.url);
+  }
+
+  /** Creates the org repository (once) and `items` more issues and pull requests; returns them. */
+  seed(items: number): Promise<Item[]> {
+    return this.call({ op: 'seed', items }) as Promise<Item[]>;
+  }
+
+  /** A new port in front of the sim whose requests are recorded under `name`; the URL to give as GITEA_URL. */
+  attach(name: string): Promise<string> {
+    return this.call({ op: 'attach', name }) as Promise<string>;
+  }
+
+  /** Every attributed request so far, per replica. */
+  traffic(): Promise<GiteaTraffic[]> {
+    return this.call({ op: 'traffic' }) as Promise<GiteaTraffic[]>;
+  }
+
+  /** Label names of the org repository's issues, by number. */
+  labels(numbers: number[]): Promise<Record<number, string[]>> {
+    return this.call({ op: 'labels', numbers }) as Promise<Record<number, string[]>>;
+  }
+
+  async setFaults(faults: SimFaults): Promise<void> {
+    await this.call({ op: 'faults', faults });
+  }
+
+  stats(): Promise<SimStats> {
+    return this.call({ op: 'stats' }) as Promise<SimStats>;
+  }
+
+  async close(): Promise<void> {
+    if (this.exited) return;
+    const gone = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    await this.call({ op: 'close' }).catch(() => undefined);
+    await gone;
+  }
+
+  private call(request: WithoutId<GiteaRequest>): Promise<unknown> {
+    if (this.exited) return Promise.reject(this.exited);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.child.send({ ...request, id });
+    });
+  }
+}
+
+/**
+ * Pairs of label writes on one issue by two different replicas whose requests overlapped in time
+ * (one arrived at Gitea before the other's answer left): what a shared lease must make impossible.
+ */
+export function overlappingLabelWrites(traffic: GiteaTraffic[]): { issue: string; a: string; b: string }[] {
+  const LABELS = /^\/api\/v1\/repos\/([^/]+\/[^/]+)\/issues\/(\d+)\/labels/;
+  const writes = traffic.flatMap((t) =>
+    t.requests.flatMap((r) => {
+      const m = r.method !== 'GET' ? LABELS.exec(r.url) : null;
+      return m ? [{ replica: t.replica, issue: `${m[1]}#${m[2]}`, startMs: r.startMs, endMs: r.endMs }] : [];
+    }),
+  );
+  writes.sort((x, y) => x.startMs - y.startMs);
+  const out: { issue: string; a: string; b: string }[] = [];
+  for (let i = 0; i < writes.length; i++) {
+    const w = writes[i]!;
+    for (let j = i + 1; j < writes.length && writes[j]!.startMs < w.endMs; j++) {
+      const v = writes[j]!;
+      if (v.issue === w.issue && v.replica !== w.replica) out.push({ issue: w.issue, a: w.replica, b: v.replica });
+    }
+  }
+  return out;
+}
