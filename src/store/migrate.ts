@@ -124,12 +124,12 @@ export async function copySqliteToPostgres(source: Database.Database, target: Po
     await client.query('BEGIN');
     for (const table of TABLES) report[table.name] = await copyTable(source, client, table);
     await client.query('COMMIT');
+    client.release();
     return report;
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
+    client.release(error instanceof Error ? error : new Error(String(error)));
     throw error;
-  } finally {
-    client.release();
   }
 }
 

@@ -1,10 +1,44 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
+import net from 'node:net';
 import pg from 'pg';
 import { LogCapture, createLogger, silentLogger } from '../../src/log/logger.js';
 import { openStore } from '../../src/store/api.js';
 import { PostgresStore } from '../../src/store/postgres/store.js';
 import { delivery, storeConformance } from '../store/conformance.js';
+import { waitFor } from '../helpers/wait.js';
 import { dropSchemas, POSTGRES_REQUIRED, postgresUnavailable, skipLine, TEST_DATABASE_URL, testSchemaName } from '../helpers/postgres.js';
+
+/**
+ * A TCP proxy in front of PostgreSQL that the test can cut (every connection reset, new ones
+ * refused) and restore on the same port: the database "unreachable" for the store under test only.
+ */
+async function cuttableProxy(target: { host: string; port: number }) {
+  const sockets = new Set<net.Socket>();
+  let server: net.Server | undefined;
+  const listen = (port: number) =>
+    new Promise<number>((resolve, reject) => {
+      server = net.createServer((client) => {
+        const upstream = net.connect(target.port, target.host);
+        for (const s of [client, upstream]) {
+          sockets.add(s);
+          s.on('close', () => sockets.delete(s));
+          s.on('error', () => {});
+        }
+        client.pipe(upstream).pipe(client);
+        client.on('close', () => upstream.destroy());
+        upstream.on('close', () => client.destroy());
+      });
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve((server!.address() as net.AddressInfo).port));
+    });
+  const port = await listen(0);
+  const cut = () =>
+    new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server!.close(() => resolve());
+    });
+  return { port, cut, restore: () => listen(port).then(() => undefined), close: cut };
+}
 
 const unavailable = await postgresUnavailable();
 
@@ -126,6 +160,43 @@ if (unavailable !== undefined && !POSTGRES_REQUIRED) {
         expect(await store.generations.get('acme/r0')).toBe(9);
       } finally {
         await store.close();
+      }
+    });
+
+    it('answers with errors while the database is unreachable, never an acknowledgement, and recovers by itself', async () => {
+      const schema = testSchemaName('gt_outage');
+      schemas.push(schema);
+      const target = new URL(TEST_DATABASE_URL);
+      const proxy = await cuttableProxy({ host: target.hostname, port: Number(target.port || 5432) });
+      const viaProxy = new URL(TEST_DATABASE_URL);
+      viaProxy.hostname = '127.0.0.1';
+      viaProxy.port = String(proxy.port);
+      const capture = new LogCapture();
+      const log = createLogger({ level: 'debug', format: 'json', stream: capture.stream });
+      const store = await PostgresStore.open({ url: viaProxy.toString(), schema, poolSize: 3, log, connectTimeoutMs: 1_000, queryTimeoutMs: 3_000 });
+      const direct = await open(schema);
+      try {
+        const before = delivery();
+        expect(await store.deliveries.append(before)).toBe('accepted');
+        await proxy.cut();
+        const during = delivery();
+        await expect(store.deliveries.append(during)).rejects.toThrow();
+        await expect(store.leases.acquire('acme/widgets#1', 'a', 30_000)).rejects.toThrow();
+        await expect(store.ownership.setKnown('acme/widgets', 1, ['x'], null)).rejects.toThrow();
+        expect(await store.healthy()).toBe(false);
+        expect(capture.lines.filter((l) => l.msg === 'database unreachable')).toHaveLength(1);
+        // What was refused was not committed; what was acknowledged was.
+        expect(await direct.deliveries.get(during.id)).toBeUndefined();
+        expect(await direct.deliveries.get(before.id)).toBeDefined();
+
+        await proxy.restore();
+        await waitFor(() => store.healthy(), { what: 'the store to reach the database again' });
+        expect(await store.deliveries.append(during)).toBe('accepted');
+        expect(await direct.deliveries.get(during.id)).toBeDefined();
+        expect(capture.lines.some((l) => l.msg === 'database reachable again')).toBe(true);
+      } finally {
+        await Promise.all([store.close(), direct.close()]);
+        await proxy.close();
       }
     });
 

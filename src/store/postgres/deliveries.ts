@@ -63,6 +63,7 @@ const INSERT_GROUP = `
 export class PgDeliveries implements DeliveryStore {
   private queue: Waiting[] = [];
   private inFlight = 0;
+  private drainWaiters: (() => void)[] = [];
 
   constructor(
     private readonly pool: pg.Pool,
@@ -76,9 +77,10 @@ export class PgDeliveries implements DeliveryStore {
     });
   }
 
-  /** Appends in flight or waiting (close waits for them). */
-  get busy(): boolean {
-    return this.inFlight > 0 || this.queue.length > 0;
+  /** Resolves once no append is in flight or waiting (close waits for it). */
+  drained(): Promise<void> {
+    if (this.inFlight === 0 && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
   private kick(): void {
@@ -88,6 +90,7 @@ export class PgDeliveries implements DeliveryStore {
       void this.insertGroup(group).finally(() => {
         this.inFlight--;
         this.kick();
+        if (this.inFlight === 0 && this.queue.length === 0) for (const resolve of this.drainWaiters.splice(0)) resolve();
       });
     }
   }

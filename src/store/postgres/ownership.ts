@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { ChangeMeta, KnownLabels, LabelChange, LabelChangeKind, LabelEvent, OwnedLabel } from '../../applier/ownership.js';
 import type { Ownership } from '../../triage/types.js';
-import type { Fence, OwnershipStore } from '../api.js';
+import { type Fence, type OwnershipStore, StaleLeaseError } from '../api.js';
 import { checkFence } from './leases.js';
 import { NOW_MS } from './schema.js';
 
@@ -154,6 +154,7 @@ export class PgOwnership implements OwnershipStore {
       this.onResult(error);
       throw error;
     }
+    let failed: Error | undefined;
     try {
       await client.query('BEGIN');
       if (fence) await checkFence(client, fence);
@@ -162,10 +163,15 @@ export class PgOwnership implements OwnershipStore {
       this.onResult(undefined);
       return result;
     } catch (error) {
+      if (!(error instanceof StaleLeaseError)) {
+        this.onResult(error);
+        failed = error instanceof Error ? error : new Error(String(error));
+      }
       await client.query('ROLLBACK').catch(() => {});
       throw error;
     } finally {
-      client.release();
+      // After an error the connection may be broken or mid-query (a timeout): the pool drops it.
+      client.release(failed);
     }
   }
 }

@@ -126,11 +126,11 @@ export async function migratePostgresStore(pool: pg.Pool, schema: string): Promi
       applied.push(m.version);
     }
     await client.query('COMMIT');
+    client.release();
     return applied;
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
+    client.release(error instanceof Error ? error : new Error(String(error)));
     throw error;
-  } finally {
-    client.release();
   }
 }

@@ -17,6 +17,12 @@ export interface PostgresStoreOptions {
   log: Logger;
   /** How long a connection attempt may take (default 5 s): an unreachable database fails fast. */
   connectTimeoutMs?: number;
+  /**
+   * How long a query may wait for its answer (default 15 s). A database behind a cut network
+   * answers nothing (no reset): without it an append would wait forever instead of failing, and the
+   * receiver could neither answer 202 nor 503.
+   */
+  queryTimeoutMs?: number;
 }
 
 /**
@@ -56,6 +62,8 @@ export class PostgresStore implements Store {
       connectionString: options.url,
       max: options.poolSize,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
+      query_timeout: options.queryTimeoutMs ?? 15_000,
+      keepAlive: true,
       options: `-c search_path=${quoteIdent(options.schema)}`,
       application_name: 'gitea-triage',
     });
@@ -90,8 +98,7 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const deadline = Date.now() + 10_000;
-    while (this.deliveries.busy && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+    await this.deliveries.drained();
     await this.pool.end();
   }
 
