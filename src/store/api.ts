@@ -80,6 +80,20 @@ export class StaleLeaseError extends Error {
   }
 }
 
+/**
+ * Leader leases share the leases' table under this name. No subject key (`owner/repo#n`,
+ * `owner/repo@ref`) starts like it: Gitea refuses `:` in user and organisation names
+ * (modules/validation/helpers.go, `IsValidUsername`: `^[\da-zA-Z][-.\w]*$`, v1.22.2 to v1.25.4).
+ */
+export function leaderName(job: string): string {
+  return `leader:${job}`;
+}
+
+/** A lease's time to live must be a positive number of ms: a zero or negative one would grant nothing. */
+export function checkTtl(ttlMs: number): void {
+  if (!Number.isInteger(ttlMs) || ttlMs <= 0) throw new RangeError(`lease ttlMs: a positive integer of milliseconds, got ${ttlMs}`);
+}
+
 /** Per-subject leases (one evaluation of a subject at a time across processes) and leader leases. */
 export interface LeaseStore {
   /**
@@ -131,7 +145,11 @@ export interface OwnershipStore {
 export interface ContextGenerations {
   /** The new generation. */
   bump(repo: string): Promise<number>;
-  /** 0 for a repository never bumped. Repo keys are case-insensitive (Gitea's names are). */
+  /**
+   * 0 for a repository never bumped. Repo keys are case-insensitive, as Gitea's names are: it looks
+   * owners and repositories up by `LowerName` (models/user/user.go `User.LowerName`,
+   * models/repo/repo.go `Repository.LowerName`, both unique, v1.22.2).
+   */
   get(repo: string): Promise<number>;
 }
 

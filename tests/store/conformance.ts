@@ -168,6 +168,7 @@ export function storeConformance(backend: string, harness: StoreHarness): void {
       // Even its holder cannot take it twice (two evaluations of one subject in one process).
       expect(await a.leases.acquire('acme/widgets#1', lease.holder, 30_000)).toBeUndefined();
       expect(await b.leases.current('acme/widgets#1')).toMatchObject({ holder: lease.holder, token: lease.token });
+      await expect(a.leases.acquire('acme/widgets#9', 'a', 0)).rejects.toThrow(/ttlMs: a positive integer of milliseconds, got 0/);
       // Another subject is independent.
       expect(await b.leases.acquire('acme/widgets#2', 'b', 30_000)).toBeDefined();
       await a.leases.release(lease);

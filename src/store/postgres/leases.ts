@@ -1,6 +1,5 @@
 import type pg from 'pg';
-import { type ContextGenerations, type Fence, type Lease, type LeaseStore, StaleLeaseError } from '../api.js';
-import { leaderName } from '../sqlite/leases.js';
+import { checkTtl, type ContextGenerations, type Fence, type Lease, type LeaseStore, leaderName, StaleLeaseError } from '../api.js';
 import { NOW_MS } from './schema.js';
 
 interface Granted {
@@ -41,6 +40,7 @@ export class PgLeases implements LeaseStore {
   }
 
   async renew(lease: Lease, ttlMs: number): Promise<Lease | undefined> {
+    checkTtl(ttlMs);
     const { rows } = await this.pool.query<{ expires_at: string }>(
       `UPDATE leases SET expires_at = ${NOW_MS} + $4 WHERE name = $1 AND token = $2 AND holder = $3 RETURNING expires_at`,
       [lease.name, lease.token, lease.holder, ttlMs],
@@ -66,6 +66,7 @@ export class PgLeases implements LeaseStore {
   }
 
   private async grant(name: string, holder: string, ttlMs: number, renewOwn: boolean): Promise<Lease | undefined> {
+    checkTtl(ttlMs);
     const { rows } = await this.pool.query<Granted>(GRANT, [name, holder, ttlMs, renewOwn]);
     const row = rows[0];
     return row ? { name, holder, token: Number(row.token), expiresAt: Number(row.expires_at) } : undefined;

@@ -10,7 +10,8 @@ import { NOW_MS } from './schema.js';
  * (applier/ownership.ts: who added which label under which rule, what a person removed, write
  * intents). Every write is one transaction, committed when its promise resolves; a fenced one
  * first checks the subject's lease in that transaction (see `checkFence`).
- * Repo keys are lower-cased (Gitea's owner and repo names are case-insensitive).
+ * Repo keys are lower-cased: Gitea's owner and repo names are case-insensitive (it keys both by
+ * `LowerName`: models/user/user.go `User`, models/repo/repo.go `Repository`, v1.22.2).
  */
 export class PgOwnership implements OwnershipStore {
   constructor(

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { Journal } from '../../journal/journal.js';
-import { type ContextGenerations, type Fence, type Lease, type LeaseStore, StaleLeaseError } from '../api.js';
+import { checkTtl, type ContextGenerations, type Fence, type Lease, type LeaseStore, leaderName, StaleLeaseError } from '../api.js';
 import { writerOf } from './writer.js';
 
 interface LeaseRow {
@@ -46,6 +46,7 @@ export class SqliteLeases implements LeaseStore {
   }
 
   renew(lease: Lease, ttlMs: number): Promise<Lease | undefined> {
+    checkTtl(ttlMs);
     return this.committed(() => {
       const expiresAt = this.now() + ttlMs;
       const changed = this.stmt.extend.run(expiresAt, lease.name, lease.token, lease.holder).changes;
@@ -69,6 +70,7 @@ export class SqliteLeases implements LeaseStore {
   }
 
   private grant(name: string, holder: string, ttlMs: number, renewOwn: boolean): Lease | undefined {
+    checkTtl(ttlMs);
     const now = this.now();
     const row = this.stmt.get.get(name);
     const expiresAt = now + ttlMs;
@@ -116,11 +118,6 @@ export class SqliteGenerations implements ContextGenerations {
   async get(repo: string): Promise<number> {
     return this.stmt.get.get(repo.toLowerCase())?.generation ?? 0;
   }
-}
-
-/** Leader leases share the table; `:` cannot occur in a subject key (Gitea owner and repo names). */
-export function leaderName(job: string): string {
-  return `leader:${job}`;
 }
 
 function live(row: LeaseRow, now: number): boolean {
