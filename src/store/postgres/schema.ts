@@ -30,10 +30,10 @@ const MIGRATIONS: readonly { version: number; sql: string }[] = [
         received_at bigint NOT NULL,
         finished_at bigint
       );
-      -- The backlog is a small part of the table (done rows are the history): partial indexes keep
-      -- the pending walks proportional to it.
+      -- The backlog is a small part of the table (done rows are the history): a partial index keeps
+      -- the pending walks (per subject, subjects by oldest row, the count) proportional to it.
+      -- Every index costs each append: none beyond what a query needs.
       CREATE INDEX deliveries_pending_subject ON deliveries (subject, seq) WHERE state = 'pending';
-      CREATE INDEX deliveries_pending_seq ON deliveries (seq) WHERE state = 'pending';
       CREATE INDEX deliveries_subject ON deliveries (subject, seq);
       CREATE INDEX deliveries_repo ON deliveries (repo, seq);
       CREATE INDEX deliveries_received_at ON deliveries (received_at);
