@@ -73,7 +73,7 @@ try {
     rates.sqlite.push(await run(sqlite, r));
     rates.postgres.push(await run(pg, r));
   }
-  const { rows } = await pg.pool.query<{ n: string }>('SELECT count(DISTINCT xmin::text) AS n FROM deliveries');
+  const { rows } = await pg.db.query<{ n: string }>('SELECT count(DISTINCT xmin::text) AS n FROM {deliveries}');
   const transactions = Number(rows[0]!.n);
   const s = median(rates.sqlite);
   const p = median(rates.postgres);

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type pg from 'pg';
+import type { DbClient } from './postgres/db.js';
 import type { PostgresStore } from './postgres/store.js';
 
 /**
@@ -118,7 +118,7 @@ export function openSqliteSource(dataDir: string): Database.Database {
 
 /** Copies everything in one transaction of `target`; returns the counts per table. */
 export async function copySqliteToPostgres(source: Database.Database, target: PostgresStore): Promise<CopyReport> {
-  const client = await target.pool.connect();
+  const client = await target.db.connect();
   const report = {} as CopyReport;
   try {
     await client.query('BEGIN');
@@ -133,10 +133,10 @@ export async function copySqliteToPostgres(source: Database.Database, target: Po
   }
 }
 
-async function copyTable(source: Database.Database, client: pg.PoolClient, table: TableCopy): Promise<CopiedTable> {
+async function copyTable(source: Database.Database, client: DbClient, table: TableCopy): Promise<CopiedTable> {
   const exists = source.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(table.source);
   if (!exists) return { read: 0, copied: 0 };
-  const sql = `INSERT INTO ${table.target} (${table.columns.join(', ')})
+  const sql = `INSERT INTO {${table.target}} (${table.columns.join(', ')})
     SELECT ${table.columns.map((c) => `t.${c}`).join(', ')}
       FROM unnest(${table.types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')}) WITH ORDINALITY AS t(${table.columns.join(', ')}, ord)
      ORDER BY t.ord

@@ -80,7 +80,7 @@ if (unavailable !== undefined && !POSTGRES_REQUIRED) {
       schemas.push(schema);
       const stores = await Promise.all(Array.from({ length: 6 }, () => open(schema, 2)));
       try {
-        const { rows } = await stores[0]!.pool.query<{ version: number }>('SELECT version FROM store_migrations ORDER BY version');
+        const { rows } = await stores[0]!.db.query<{ version: number }>('SELECT version FROM {store_migrations} ORDER BY version');
         expect(rows.map((r) => r.version)).toEqual([1]);
         // Every one of them works on the same tables.
         const outcomes = await Promise.all(stores.map((s) => s.deliveries.append(delivery({ id: 'same-id' }))));
@@ -114,7 +114,7 @@ if (unavailable !== undefined && !POSTGRES_REQUIRED) {
           }),
         );
         // Rows written by one transaction share its id (xmin): PostgreSQL's own record of the grouping.
-        const { rows } = await store.pool.query<{ n: string }>('SELECT count(DISTINCT xmin::text) AS n FROM deliveries');
+        const { rows } = await store.db.query<{ n: string }>('SELECT count(DISTINCT xmin::text) AS n FROM {deliveries}');
         expect(Number(rows[0]!.n)).toBeLessThanOrEqual(30);
         expect(await other.deliveries.pendingCount()).toBe(300);
         // Journal order is arrival order within and across groups.

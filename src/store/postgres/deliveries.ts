@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { Db, DbClient } from './db.js';
 import type { JournalFilter } from '../../journal/api.js';
 import type { DeliveryState, NewDelivery, StoredDelivery } from '../../journal/types.js';
 import type { DeliveryStore } from '../api.js';
@@ -47,7 +48,7 @@ const TYPES = ['text', 'text', 'text', 'text', 'text', 'text', 'int', 'text', 't
  * statement commits before it returns: `accepted` means committed.
  */
 const INSERT_GROUP = `
-  INSERT INTO deliveries (${COLUMNS.join(', ')}, received_at)
+  INSERT INTO {deliveries} (${COLUMNS.join(', ')}, received_at)
   SELECT ${COLUMNS.map((c) => `t.${c}`).join(', ')}, ${NOW_MS}
     FROM unnest(${TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')}) WITH ORDINALITY
          AS t(${COLUMNS.join(', ')}, ord)
@@ -66,7 +67,7 @@ export class PgDeliveries implements DeliveryStore {
   private drainWaiters: (() => void)[] = [];
 
   constructor(
-    private readonly pool: pg.Pool,
+    private readonly db: Db,
     private readonly onResult: (error: unknown) => void,
   ) {}
 
@@ -109,7 +110,7 @@ export class PgDeliveries implements DeliveryStore {
         const values = [d.id, d.event, d.eventType, d.action, d.subject, d.repo, d.number, d.updatedAt, d.sender, JSON.stringify(d.headers), d.body, d.state, d.reason ?? null];
         values.forEach((v, i) => columns[i]!.push(v));
       }
-      const result = await this.pool.query<{ id: string }>(INSERT_GROUP, columns);
+      const result = await this.db.query<{ id: string }>(INSERT_GROUP, columns);
       inserted = new Set(result.rows.map((r) => r.id));
       this.onResult(undefined);
     } catch (error) {
@@ -121,18 +122,18 @@ export class PgDeliveries implements DeliveryStore {
   }
 
   async get(id: string): Promise<StoredDelivery | undefined> {
-    const { rows } = await this.pool.query<Row>('SELECT * FROM deliveries WHERE id = $1', [id]);
+    const { rows } = await this.db.query<Row>('SELECT * FROM {deliveries} WHERE id = $1', [id]);
     return rows[0] ? toStored(rows[0]) : undefined;
   }
 
   async pendingFor(subject: string): Promise<StoredDelivery[]> {
-    const { rows } = await this.pool.query<Row>(`SELECT * FROM deliveries WHERE state = 'pending' AND subject = $1 ORDER BY seq`, [subject]);
+    const { rows } = await this.db.query<Row>(`SELECT * FROM {deliveries} WHERE state = 'pending' AND subject = $1 ORDER BY seq`, [subject]);
     return rows.map(toStored);
   }
 
   async pendingSubjects(limit: number, afterSeq = 0): Promise<{ subject: string; firstSeq: number }[]> {
-    const { rows } = await this.pool.query<{ subject: string; first_seq: string }>(
-      `SELECT subject, min(seq) AS first_seq FROM deliveries
+    const { rows } = await this.db.query<{ subject: string; first_seq: string }>(
+      `SELECT subject, min(seq) AS first_seq FROM {deliveries}
         WHERE state = 'pending' AND subject IS NOT NULL
         GROUP BY subject HAVING min(seq) > $1
         ORDER BY first_seq LIMIT $2`,
@@ -142,10 +143,10 @@ export class PgDeliveries implements DeliveryStore {
   }
 
   async orphanedSubjects(limit: number): Promise<{ subject: string; firstSeq: number }[]> {
-    const { rows } = await this.pool.query<{ subject: string; first_seq: string }>(
-      `SELECT d.subject, min(d.seq) AS first_seq FROM deliveries d
+    const { rows } = await this.db.query<{ subject: string; first_seq: string }>(
+      `SELECT d.subject, min(d.seq) AS first_seq FROM {deliveries} d
         WHERE d.state = 'pending' AND d.subject IS NOT NULL
-          AND NOT EXISTS (SELECT 1 FROM leases l
+          AND NOT EXISTS (SELECT 1 FROM {leases} l
                            WHERE l.name = d.subject AND l.holder IS NOT NULL AND l.expires_at > ${NOW_MS})
         GROUP BY d.subject ORDER BY first_seq LIMIT $1`,
       [limit],
@@ -154,28 +155,28 @@ export class PgDeliveries implements DeliveryStore {
   }
 
   async pendingCount(): Promise<number> {
-    const { rows } = await this.pool.query<{ n: string }>(`SELECT count(*) AS n FROM deliveries WHERE state = 'pending'`);
+    const { rows } = await this.db.query<{ n: string }>(`SELECT count(*) AS n FROM {deliveries} WHERE state = 'pending'`);
     return Number(rows[0]!.n);
   }
 
   async markDone(ids: readonly string[]): Promise<void> {
-    await this.update(`UPDATE deliveries SET state = 'done', finished_at = ${NOW_MS} WHERE id = ANY($1) AND state = 'pending'`, [ids]);
+    await this.update(`UPDATE {deliveries} SET state = 'done', finished_at = ${NOW_MS} WHERE id = ANY($1) AND state = 'pending'`, [ids]);
   }
 
   async recordFailure(ids: readonly string[], error: string): Promise<void> {
-    await this.update(`UPDATE deliveries SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1) AND state = 'pending'`, [ids, error]);
+    await this.update(`UPDATE {deliveries} SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1) AND state = 'pending'`, [ids, error]);
   }
 
   async markFailed(ids: readonly string[], error: string): Promise<void> {
     await this.update(
-      `UPDATE deliveries SET state = 'failed', attempts = attempts + 1, last_error = $2, finished_at = ${NOW_MS}
+      `UPDATE {deliveries} SET state = 'failed', attempts = attempts + 1, last_error = $2, finished_at = ${NOW_MS}
         WHERE id = ANY($1) AND state = 'pending'`,
       [ids, error],
     );
   }
 
   async requeue(ids: readonly string[]): Promise<void> {
-    await this.update(`UPDATE deliveries SET state = 'pending', attempts = 0, finished_at = NULL WHERE id = ANY($1) AND state = 'failed'`, [ids]);
+    await this.update(`UPDATE {deliveries} SET state = 'pending', attempts = 0, finished_at = NULL WHERE id = ANY($1) AND state = 'failed'`, [ids]);
   }
 
   async query(filter: JournalFilter): Promise<StoredDelivery[]> {
@@ -192,23 +193,23 @@ export class PgDeliveries implements DeliveryStore {
     add('state = ?', filter.state);
     add('received_at >= ?', filter.since);
     add('received_at < ?', filter.until);
-    let sql = `SELECT * FROM deliveries${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC`;
+    let sql = `SELECT * FROM {deliveries}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC`;
     if (filter.limit !== undefined) {
       params.push(Math.max(0, Math.floor(filter.limit)));
       sql += ` LIMIT $${params.length}`;
     }
-    const { rows } = await this.pool.query<Row>(sql, params);
+    const { rows } = await this.db.query<Row>(sql, params);
     return rows.reverse().map(toStored);
   }
 
   async prune(before: number): Promise<number> {
-    const result = await this.update(`DELETE FROM deliveries WHERE state IN ('done', 'ignored') AND received_at < $1`, [before]);
+    const result = await this.update(`DELETE FROM {deliveries} WHERE state IN ('done', 'ignored') AND received_at < $1`, [before]);
     return result.rowCount ?? 0;
   }
 
   private async update(sql: string, params: unknown[]): Promise<pg.QueryResult> {
     try {
-      const result = await this.pool.query(sql, params);
+      const result = await this.db.query(sql, params);
       this.onResult(undefined);
       return result;
     } catch (error) {

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { Db, DbClient } from './db.js';
 import { checkTtl, type ContextGenerations, type Fence, type Lease, type LeaseStore, leaderName, StaleLeaseError } from '../api.js';
 import { NOW_MS } from './schema.js';
 
@@ -14,7 +15,7 @@ interface Granted {
  * live grant is renewed under the same token.
  */
 const GRANT = `
-  INSERT INTO leases AS l (name, holder, token, expires_at) VALUES ($1, $2, 1, ${NOW_MS} + $3)
+  INSERT INTO {leases} AS l (name, holder, token, expires_at) VALUES ($1, $2, 1, ${NOW_MS} + $3)
   ON CONFLICT (name) DO UPDATE
      SET holder = excluded.holder,
          expires_at = excluded.expires_at,
@@ -29,7 +30,7 @@ const GRANT = `
  * current token or is refused.
  */
 export class PgLeases implements LeaseStore {
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(private readonly db: Db) {}
 
   acquire(name: string, holder: string, ttlMs: number): Promise<Lease | undefined> {
     return this.grant(name, holder, ttlMs, false);
@@ -41,15 +42,15 @@ export class PgLeases implements LeaseStore {
 
   async renew(lease: Lease, ttlMs: number): Promise<Lease | undefined> {
     checkTtl(ttlMs);
-    const { rows } = await this.pool.query<{ expires_at: string }>(
-      `UPDATE leases SET expires_at = ${NOW_MS} + $4 WHERE name = $1 AND token = $2 AND holder = $3 RETURNING expires_at`,
+    const { rows } = await this.db.query<{ expires_at: string }>(
+      `UPDATE {leases} SET expires_at = ${NOW_MS} + $4 WHERE name = $1 AND token = $2 AND holder = $3 RETURNING expires_at`,
       [lease.name, lease.token, lease.holder, ttlMs],
     );
     return rows[0] ? { ...lease, expiresAt: Number(rows[0].expires_at) } : undefined;
   }
 
   async release(lease: Lease): Promise<void> {
-    await this.pool.query('UPDATE leases SET holder = NULL, expires_at = 0 WHERE name = $1 AND token = $2 AND holder = $3', [
+    await this.db.query('UPDATE {leases} SET holder = NULL, expires_at = 0 WHERE name = $1 AND token = $2 AND holder = $3', [
       lease.name,
       lease.token,
       lease.holder,
@@ -57,8 +58,8 @@ export class PgLeases implements LeaseStore {
   }
 
   async current(name: string): Promise<Lease | undefined> {
-    const { rows } = await this.pool.query<{ holder: string } & Granted>(
-      `SELECT holder, token, expires_at FROM leases WHERE name = $1 AND holder IS NOT NULL AND expires_at > ${NOW_MS}`,
+    const { rows } = await this.db.query<{ holder: string } & Granted>(
+      `SELECT holder, token, expires_at FROM {leases} WHERE name = $1 AND holder IS NOT NULL AND expires_at > ${NOW_MS}`,
       [name],
     );
     const row = rows[0];
@@ -67,15 +68,15 @@ export class PgLeases implements LeaseStore {
 
   private async grant(name: string, holder: string, ttlMs: number, renewOwn: boolean): Promise<Lease | undefined> {
     checkTtl(ttlMs);
-    const { rows } = await this.pool.query<Granted>(GRANT, [name, holder, ttlMs, renewOwn]);
+    const { rows } = await this.db.query<Granted>(GRANT, [name, holder, ttlMs, renewOwn]);
     const row = rows[0];
     return row ? { name, holder, token: Number(row.token), expiresAt: Number(row.expires_at) } : undefined;
   }
 }
 
 /** Inside a write's transaction: throws {@link StaleLeaseError} unless `fence` holds the current grant. */
-export async function checkFence(client: pg.PoolClient, fence: Fence): Promise<void> {
-  const { rows } = await client.query<{ holder: string | null; token: string }>('SELECT holder, token FROM leases WHERE name = $1 FOR SHARE', [
+export async function checkFence(client: DbClient, fence: Fence): Promise<void> {
+  const { rows } = await client.query<{ holder: string | null; token: string }>('SELECT holder, token FROM {leases} WHERE name = $1 FOR SHARE', [
     fence.subject,
   ]);
   const row = rows[0];
@@ -85,11 +86,11 @@ export async function checkFence(client: pg.PoolClient, fence: Fence): Promise<v
 }
 
 export class PgGenerations implements ContextGenerations {
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(private readonly db: Db) {}
 
   async bump(repo: string): Promise<number> {
-    const { rows } = await this.pool.query<{ generation: string }>(
-      `INSERT INTO context_generations AS g (repo, generation) VALUES ($1, 1)
+    const { rows } = await this.db.query<{ generation: string }>(
+      `INSERT INTO {context_generations} AS g (repo, generation) VALUES ($1, 1)
        ON CONFLICT (repo) DO UPDATE SET generation = g.generation + 1 RETURNING generation`,
       [repo.toLowerCase()],
     );
@@ -97,7 +98,7 @@ export class PgGenerations implements ContextGenerations {
   }
 
   async get(repo: string): Promise<number> {
-    const { rows } = await this.pool.query<{ generation: string }>('SELECT generation FROM context_generations WHERE repo = $1', [repo.toLowerCase()]);
+    const { rows } = await this.db.query<{ generation: string }>('SELECT generation FROM {context_generations} WHERE repo = $1', [repo.toLowerCase()]);
     return rows[0] ? Number(rows[0].generation) : 0;
   }
 }

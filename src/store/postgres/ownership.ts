@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { Db, DbClient } from './db.js';
 import type { ChangeMeta, KnownLabels, LabelChange, LabelChangeKind, LabelEvent, OwnedLabel } from '../../applier/ownership.js';
 import type { Ownership } from '../../triage/types.js';
 import { type Fence, type OwnershipStore, StaleLeaseError } from '../api.js';
@@ -15,22 +16,22 @@ import { NOW_MS } from './schema.js';
  */
 export class PgOwnership implements OwnershipStore {
   constructor(
-    private readonly pool: pg.Pool,
+    private readonly db: Db,
     private readonly onResult: (error: unknown) => void,
   ) {}
 
   async ownership(repo: string, number: number): Promise<Ownership> {
     const key = repo.toLowerCase();
     const [owned, removed] = await Promise.all([
-      this.pool.query<{ label: string }>(`SELECT label FROM label_owner WHERE repo = $1 AND number = $2 AND kind = 'rule' ORDER BY label`, [key, number]),
-      this.pool.query<{ label: string }>('SELECT label FROM label_removed WHERE repo = $1 AND number = $2 ORDER BY label', [key, number]),
+      this.db.query<{ label: string }>(`SELECT label FROM {label_owner} WHERE repo = $1 AND number = $2 AND kind = 'rule' ORDER BY label`, [key, number]),
+      this.db.query<{ label: string }>('SELECT label FROM {label_removed} WHERE repo = $1 AND number = $2 ORDER BY label', [key, number]),
     ]);
     return { botOwned: new Set(owned.rows.map((r) => r.label)), humanRemoved: new Set(removed.rows.map((r) => r.label)) };
   }
 
   async owned(repo: string, number: number): Promise<OwnedLabel[]> {
-    const { rows } = await this.pool.query(
-      'SELECT label, kind, actor, rule, config_version, evidence, delivery, added_at FROM label_owner WHERE repo = $1 AND number = $2 ORDER BY label',
+    const { rows } = await this.db.query(
+      'SELECT label, kind, actor, rule, config_version, evidence, delivery, added_at FROM {label_owner} WHERE repo = $1 AND number = $2 ORDER BY label',
       [repo.toLowerCase(), number],
     );
     return rows.map((r) => ({
@@ -46,9 +47,9 @@ export class PgOwnership implements OwnershipStore {
   }
 
   async events(repo: string, number: number): Promise<LabelEvent[]> {
-    const { rows } = await this.pool.query(
+    const { rows } = await this.db.query(
       `SELECT repo, number, label, action, kind, actor, rule, evidence, config_version, delivery, at
-         FROM label_event WHERE repo = $1 AND number = $2 ORDER BY seq`,
+         FROM {label_event} WHERE repo = $1 AND number = $2 ORDER BY seq`,
       [repo.toLowerCase(), number],
     );
     return rows.map((r) => ({
@@ -75,7 +76,7 @@ export class PgOwnership implements OwnershipStore {
     return this.transaction(fence, async (c) => {
       for (const change of changes) {
         await c.query(
-          `INSERT INTO label_pending (repo, number, label, change, config_version, delivery, at) VALUES ($1, $2, $3, $4, $5, $6, ${NOW_MS})
+          `INSERT INTO {label_pending} (repo, number, label, change, config_version, delivery, at) VALUES ($1, $2, $3, $4, $5, $6, ${NOW_MS})
            ON CONFLICT (repo, number, label) DO UPDATE SET change = excluded.change, config_version = excluded.config_version,
              delivery = excluded.delivery, at = excluded.at`,
           [repo.toLowerCase(), number, change.label, JSON.stringify(change), meta.configVersion ?? null, meta.delivery],
@@ -85,8 +86,8 @@ export class PgOwnership implements OwnershipStore {
   }
 
   async pending(repo: string, number: number): Promise<{ change: LabelChange; meta: ChangeMeta }[]> {
-    const { rows } = await this.pool.query<{ change: string; config_version: string | null; delivery: string | null }>(
-      'SELECT change, config_version, delivery FROM label_pending WHERE repo = $1 AND number = $2 ORDER BY label',
+    const { rows } = await this.db.query<{ change: string; config_version: string | null; delivery: string | null }>(
+      'SELECT change, config_version, delivery FROM {label_pending} WHERE repo = $1 AND number = $2 ORDER BY label',
       [repo.toLowerCase(), number],
     );
     return rows.map((r) => ({ change: JSON.parse(r.change) as LabelChange, meta: { delivery: r.delivery, configVersion: r.config_version } }));
@@ -94,20 +95,20 @@ export class PgOwnership implements OwnershipStore {
 
   clearPending(repo: string, number: number, fence?: Fence): Promise<void> {
     return this.transaction(fence, async (c) => {
-      await c.query('DELETE FROM label_pending WHERE repo = $1 AND number = $2', [repo.toLowerCase(), number]);
+      await c.query('DELETE FROM {label_pending} WHERE repo = $1 AND number = $2', [repo.toLowerCase(), number]);
     });
   }
 
   recordApplied(repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta, fence?: Fence): Promise<void> {
     return this.transaction(fence, async (c) => {
       await applyChanges(c, repo.toLowerCase(), number, changes, meta);
-      await c.query('DELETE FROM label_pending WHERE repo = $1 AND number = $2', [repo.toLowerCase(), number]);
+      await c.query('DELETE FROM {label_pending} WHERE repo = $1 AND number = $2', [repo.toLowerCase(), number]);
     });
   }
 
   async known(repo: string, number: number): Promise<KnownLabels | undefined> {
-    const { rows } = await this.pool.query<{ labels: string; updated_at: string | null; recorded_at: string }>(
-      'SELECT labels, updated_at, recorded_at FROM known_labels WHERE repo = $1 AND number = $2',
+    const { rows } = await this.db.query<{ labels: string; updated_at: string | null; recorded_at: string }>(
+      'SELECT labels, updated_at, recorded_at FROM {known_labels} WHERE repo = $1 AND number = $2',
       [repo.toLowerCase(), number],
     );
     const row = rows[0];
@@ -119,7 +120,7 @@ export class PgOwnership implements OwnershipStore {
     const sorted = [...new Set(labels)].sort();
     return this.transaction(fence, async (c) => {
       const result = await c.query(
-        `INSERT INTO known_labels AS k (repo, number, labels, updated_at, recorded_at) VALUES ($1, $2, $3, $4, ${NOW_MS})
+        `INSERT INTO {known_labels} AS k (repo, number, labels, updated_at, recorded_at) VALUES ($1, $2, $3, $4, ${NOW_MS})
          ON CONFLICT (repo, number) DO UPDATE SET labels = excluded.labels, updated_at = excluded.updated_at, recorded_at = excluded.recorded_at
           WHERE excluded.updated_at IS NULL OR k.updated_at IS NULL OR k.updated_at::timestamptz <= excluded.updated_at::timestamptz`,
         [repo.toLowerCase(), number, JSON.stringify(sorted), updatedAt],
@@ -129,7 +130,7 @@ export class PgOwnership implements OwnershipStore {
   }
 
   async replied(repo: string, commentId: number, commentUpdatedAt: string): Promise<boolean> {
-    const { rowCount } = await this.pool.query('SELECT 1 FROM command_reply WHERE repo = $1 AND comment_id = $2 AND comment_updated_at = $3', [
+    const { rowCount } = await this.db.query('SELECT 1 FROM {command_reply} WHERE repo = $1 AND comment_id = $2 AND comment_updated_at = $3', [
       repo.toLowerCase(),
       commentId,
       commentUpdatedAt,
@@ -140,17 +141,17 @@ export class PgOwnership implements OwnershipStore {
   markReplied(repo: string, commentId: number, commentUpdatedAt: string, fence?: Fence): Promise<void> {
     return this.transaction(fence, async (c) => {
       await c.query(
-        `INSERT INTO command_reply (repo, comment_id, comment_updated_at, at) VALUES ($1, $2, $3, ${NOW_MS}) ON CONFLICT DO NOTHING`,
+        `INSERT INTO {command_reply} (repo, comment_id, comment_updated_at, at) VALUES ($1, $2, $3, ${NOW_MS}) ON CONFLICT DO NOTHING`,
         [repo.toLowerCase(), commentId, commentUpdatedAt],
       );
     });
   }
 
   /** Runs `fn` in one transaction, after the fence check when there is a fence. */
-  private async transaction<T>(fence: Fence | undefined, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient;
+  private async transaction<T>(fence: Fence | undefined, fn: (client: DbClient) => Promise<T>): Promise<T> {
+    let client: DbClient;
     try {
-      client = await this.pool.connect();
+      client = await this.db.connect();
     } catch (error) {
       this.onResult(error);
       throw error;
@@ -178,20 +179,20 @@ export class PgOwnership implements OwnershipStore {
 }
 
 /** What label changes mean for ownership (the same rules as applier/ownership.ts's `applyChanges`). */
-async function applyChanges(c: pg.PoolClient, repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta): Promise<void> {
+async function applyChanges(c: DbClient, repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta): Promise<void> {
   for (const change of changes) {
     const common = [repo, number, change.label];
     await c.query(
-      `INSERT INTO label_event (repo, number, label, action, kind, actor, rule, evidence, config_version, delivery, at)
+      `INSERT INTO {label_event} (repo, number, label, action, kind, actor, rule, evidence, config_version, delivery, at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, ${NOW_MS})`,
       [...common, change.action, change.kind, change.user, change.rule ?? null, change.evidence ?? null, meta.configVersion ?? null, meta.delivery],
     );
     if (change.action === 'added') {
       // Whoever adds a label cancels an earlier removal by a person.
-      await c.query('DELETE FROM label_removed WHERE repo = $1 AND number = $2 AND label = $3', common);
+      await c.query('DELETE FROM {label_removed} WHERE repo = $1 AND number = $2 AND label = $3', common);
       if (change.kind === 'rule' || change.kind === 'command') {
         await c.query(
-          `INSERT INTO label_owner (repo, number, label, kind, actor, rule, config_version, evidence, delivery, added_at)
+          `INSERT INTO {label_owner} (repo, number, label, kind, actor, rule, config_version, evidence, delivery, added_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, ${NOW_MS})
            ON CONFLICT (repo, number, label) DO UPDATE SET kind = excluded.kind, actor = excluded.actor, rule = excluded.rule,
              config_version = excluded.config_version, evidence = excluded.evidence, delivery = excluded.delivery, added_at = excluded.added_at`,
@@ -199,14 +200,14 @@ async function applyChanges(c: pg.PoolClient, repo: string, number: number, chan
         );
       } else {
         // A person's own add makes the label theirs: no rule may remove it.
-        await c.query('DELETE FROM label_owner WHERE repo = $1 AND number = $2 AND label = $3', common);
+        await c.query('DELETE FROM {label_owner} WHERE repo = $1 AND number = $2 AND label = $3', common);
       }
     } else {
-      await c.query('DELETE FROM label_owner WHERE repo = $1 AND number = $2 AND label = $3', common);
+      await c.query('DELETE FROM {label_owner} WHERE repo = $1 AND number = $2 AND label = $3', common);
       // A rule removing its own label is not a person's decision; anything else is.
       if (change.kind !== 'rule') {
         await c.query(
-          `INSERT INTO label_removed (repo, number, label, actor, kind, delivery, removed_at) VALUES ($1, $2, $3, $4, $5, $6, ${NOW_MS})
+          `INSERT INTO {label_removed} (repo, number, label, actor, kind, delivery, removed_at) VALUES ($1, $2, $3, $4, $5, $6, ${NOW_MS})
            ON CONFLICT (repo, number, label) DO UPDATE SET actor = excluded.actor, kind = excluded.kind,
              delivery = excluded.delivery, removed_at = excluded.removed_at`,
           [...common, change.user, change.kind, meta.delivery],

@@ -5,7 +5,8 @@ import type { Store } from '../api.js';
 import { PgDeliveries } from './deliveries.js';
 import { PgGenerations, PgLeases } from './leases.js';
 import { PgOwnership } from './ownership.js';
-import { migratePostgresStore, quoteIdent } from './schema.js';
+import { Db } from './db.js';
+import { migratePostgresStore } from './schema.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://…`; holds a password: never logged as is. */
@@ -27,8 +28,8 @@ export interface PostgresStoreOptions {
 
 /**
  * The store for several replicas (docs/architecture.md, "The store"): every table in one schema of
- * one PostgreSQL database, through a bounded `pg` pool whose connections have that schema as their
- * search_path. Durability and failover are PostgreSQL's (replication, a managed service); this
+ * one PostgreSQL database, through a bounded `pg` pool; statements name the tables qualified by that
+ * schema (see `Db`). Durability and failover are PostgreSQL's (replication, a managed service); this
  * store's job is that the replicas sharing it stay correct when any of them dies.
  */
 export class PostgresStore implements Store {
@@ -38,6 +39,8 @@ export class PostgresStore implements Store {
   readonly ownership: PgOwnership;
   readonly leases: PgLeases;
   readonly generations: PgGenerations;
+  /** The pool with the schema's tables named `{table}` in statements (tools, tests). */
+  readonly db: Db;
 
   private isHealthy = true;
   private closed = false;
@@ -49,11 +52,12 @@ export class PostgresStore implements Store {
     private readonly log: Logger,
   ) {
     this.location = `${redactDatabaseUrl(url)} (schema ${schema})`;
+    this.db = new Db(pool, schema);
     const onResult = (error: unknown) => this.observe(error);
-    this.deliveries = new PgDeliveries(pool, onResult);
-    this.ownership = new PgOwnership(pool, onResult);
-    this.leases = new PgLeases(pool);
-    this.generations = new PgGenerations(pool);
+    this.deliveries = new PgDeliveries(this.db, onResult);
+    this.ownership = new PgOwnership(this.db, onResult);
+    this.leases = new PgLeases(this.db);
+    this.generations = new PgGenerations(this.db);
   }
 
   /** Connects, creates the schema and applies its migrations (several replicas may do so at once). */
@@ -64,7 +68,6 @@ export class PostgresStore implements Store {
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
       query_timeout: options.queryTimeoutMs ?? 15_000,
       keepAlive: true,
-      options: `-c search_path=${quoteIdent(options.schema)}`,
       application_name: 'gitea-triage',
     });
     // An idle connection dropped by the server (restart, failover) must not crash the process; the
@@ -85,7 +88,7 @@ export class PostgresStore implements Store {
   async healthy(): Promise<boolean> {
     if (this.closed) return false;
     try {
-      await this.pool.query('SELECT 1');
+      await this.db.query('SELECT 1');
       this.observe(undefined);
       return true;
     } catch (error) {
