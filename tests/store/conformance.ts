@@ -320,9 +320,16 @@ export function storeConformance(backend: string, harness: StoreHarness): void {
       expect(await b.generations.get('acme/gadgets')).toBe(0);
     });
 
-    it('is healthy while open', async () => {
+    it('is healthy while open; once closed it refuses appends', async () => {
       const { a } = await open();
       expect(await a.healthy()).toBe(true);
+      const d = delivery();
+      const pending = a.deliveries.append(d);
+      await a.close();
+      // An append made before close was committed by it.
+      expect(await pending).toBe('accepted');
+      await expect(a.deliveries.append(delivery())).rejects.toThrow(/closed/);
+      expect(await a.healthy()).toBe(false);
     });
   });
 }

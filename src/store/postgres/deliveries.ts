@@ -65,6 +65,7 @@ export class PgDeliveries implements DeliveryStore {
   private queue: Waiting[] = [];
   private inFlight = 0;
   private drainWaiters: (() => void)[] = [];
+  private closed = false;
 
   constructor(
     private readonly db: Db,
@@ -72,13 +73,20 @@ export class PgDeliveries implements DeliveryStore {
   ) {}
 
   append(delivery: NewDelivery): Promise<'accepted' | 'duplicate'> {
+    if (this.closed) return Promise.reject(new Error('the PostgreSQL store is closed'));
     return new Promise((resolve, reject) => {
       this.queue.push({ delivery, resolve, reject });
       this.kick();
     });
   }
 
-  /** Resolves once no append is in flight or waiting (close waits for it). */
+  /** Refuses new appends; resolves once those in flight or waiting are settled. */
+  close(): Promise<void> {
+    this.closed = true;
+    return this.drained();
+  }
+
+  /** Resolves once no append is in flight or waiting. */
   drained(): Promise<void> {
     if (this.inFlight === 0 && this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));

@@ -101,7 +101,7 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.deliveries.drained();
+    await this.deliveries.close();
     await this.pool.end();
   }
 
