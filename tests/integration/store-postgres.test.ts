@@ -125,6 +125,15 @@ if (unavailable !== undefined && !POSTGRES_REQUIRED) {
       }
     });
 
+    it('refuses a schema migrated by a newer release, naming both versions', async () => {
+      const schema = testSchemaName('gt_newer');
+      schemas.push(schema);
+      const first = await open(schema);
+      await first.db.query('INSERT INTO {store_migrations} (version) VALUES (99)');
+      await first.close();
+      await expect(open(schema)).rejects.toThrow(new RegExp(`schema ${schema} is at version 99, newer than this release knows \\(1\\): upgrade gitea-triage`));
+    });
+
     it('keeps installations apart by schema, and openStore picks PostgreSQL from DATABASE_URL', async () => {
       const [s1, s2] = [testSchemaName('gt_iso'), testSchemaName('gt_iso')];
       schemas.push(s1, s2);

@@ -58,3 +58,25 @@ describe('sqlite store: leases across processes on one DATA_DIR', () => {
     }
   });
 });
+
+describe('sqlite store: its own tables', () => {
+  it('migrates once: reopening the same DATA_DIR applies nothing and keeps leases and generations', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-store-'));
+    try {
+      const first = SqliteStore.open({ dataDir: dir, sync: 'full', log: silentLogger() });
+      await first.generations.bump('acme/widgets');
+      const lease = await first.leases.acquire('acme/widgets#1', 'a', 60_000);
+      await first.close();
+      const again = SqliteStore.open({ dataDir: dir, sync: 'full', log: silentLogger() });
+      try {
+        expect(again.journal.db.prepare('SELECT version FROM store_migrations').all()).toEqual([{ version: 1 }]);
+        expect(await again.generations.get('acme/widgets')).toBe(1);
+        expect(await again.leases.current('acme/widgets#1')).toMatchObject({ holder: 'a', token: lease!.token });
+      } finally {
+        await again.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
