@@ -7,7 +7,7 @@ import type { Ownership } from '../../triage/types.js';
 import type { DeliveryStore, Fence, OwnershipStore, Store } from '../api.js';
 import { SqliteGenerations, SqliteLeases } from './leases.js';
 import { migrateSqliteStore } from './schema.js';
-import { writerOf } from './writer.js';
+import { ownershipRecordsOf, writerOf } from './writer.js';
 
 export interface SqliteStoreOptions {
   dataDir: string;
@@ -139,8 +139,7 @@ class SqliteOwnership implements OwnershipStore {
     private readonly journal: Journal,
     private readonly leases: SqliteLeases,
   ) {
-    // Finds the journal's group writer itself (see writer.ts for the switch to `forJournal`).
-    this.records = new SqliteOwnershipRecords(journal.db);
+    this.records = ownershipRecordsOf(journal);
   }
 
   async ownership(repo: string, number: number): Promise<Ownership> {
