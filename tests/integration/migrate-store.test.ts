@@ -141,7 +141,8 @@ if (unavailable !== undefined && !POSTGRES_REQUIRED) {
       const down = io();
       const url = 'postgres://triage:s3cret-pw@127.0.0.1:1/test';
       expect(await migrateStoreMain(['--from', dir], { DATABASE_URL: url }, down)).toBe(1);
-      expect(down.err()).toMatch(/^migrate-store: cannot open the PostgreSQL store at postgres:\/\/triage:\*\*\*@127\.0\.0\.1:1\/test/);
+      // The URL is named with its password masked (by the store, or by the tools' error line).
+      expect(down.err()).toMatch(/^migrate-store: cannot open the PostgreSQL store at postgres:\/\/\S*@127\.0\.0\.1:1\/test \(schema gitea_triage\): .*ECONNREFUSED/);
       expect(down.err() + down.out()).not.toContain('s3cret-pw');
     });
   });
