@@ -34,6 +34,16 @@ export interface Config {
   journalRetentionMs: number;
   /** SQLite `synchronous` for the journal: `full` survives power loss, `normal` only process crashes. */
   journalSync: 'full' | 'normal';
+  /**
+   * `postgres://…`: the store is PostgreSQL, shared by several replicas; undefined: SQLite in
+   * `dataDir` (docs/architecture.md, "The store"). Holds a password: log it only through
+   * {@link redactDatabaseUrl}.
+   */
+  databaseUrl: string | undefined;
+  /** PostgreSQL schema holding the store's tables: several installations can share one database. */
+  databaseSchema: string;
+  /** Most connections the PostgreSQL pool opens. */
+  databasePoolSize: number;
 }
 
 /** A configuration value that stops the process at start: names the variable and what was expected. */
@@ -74,6 +84,32 @@ const url = z
     }
   }, 'an http(s) URL without credentials, query or fragment, e.g. http://127.0.0.1:3000')
   .transform((v) => v.replace(/\/+$/, ''));
+
+/**
+ * A PostgreSQL connection URL. The messages never repeat the value: it may hold a password.
+ */
+const databaseUrl = z
+  .string()
+  .trim()
+  .refine((v) => {
+    try {
+      const u = new URL(v);
+      return (u.protocol === 'postgres:' || u.protocol === 'postgresql:') && u.hostname !== '' && u.pathname.length > 1;
+    } catch {
+      return false;
+    }
+  }, 'a PostgreSQL URL postgres://user[:password]@host[:port]/database');
+
+/** The URL with its password replaced by `***`, for logs and messages. */
+export function redactDatabaseUrl(value: string): string {
+  try {
+    const u = new URL(value);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '[unparseable database URL]';
+  }
+}
 
 const nonEmpty = (what: string) => z.string({ error: `required: ${what}` }).trim().min(1, `required: ${what}`);
 
@@ -120,6 +156,13 @@ const schema = z.object({
     .toLowerCase()
     .pipe(z.enum(['full', 'normal'], { error: 'full or normal' }))
     .default('full'),
+  DATABASE_URL: databaseUrl.optional(),
+  DATABASE_SCHEMA: z
+    .string()
+    .trim()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a PostgreSQL schema name: lower-case letters, digits and _, at most 63, not starting with a digit')
+    .default('gitea_triage'),
+  DATABASE_POOL_SIZE: intIn(1, 1000).default(10),
 });
 
 /** The variables the service reads, for `--help` texts and the README. */
@@ -168,5 +211,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     evalMaxAttempts: e.EVAL_MAX_ATTEMPTS,
     journalRetentionMs: e.JOURNAL_RETENTION_HOURS * 3_600_000,
     journalSync: e.JOURNAL_SYNC,
+    databaseUrl: e.DATABASE_URL,
+    databaseSchema: e.DATABASE_SCHEMA,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
   };
 }

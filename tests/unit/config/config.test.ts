@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { ConfigError, loadConfig } from '../../../src/config/config.js';
+import { ConfigError, loadConfig, redactDatabaseUrl } from '../../../src/config/config.js';
 
 const required = {
   GITEA_URL: 'http://127.0.0.1:3000/',
@@ -111,5 +111,36 @@ describe('loadConfig', () => {
   it('never echoes a secret value in its error', () => {
     const err = errorOf({ ...required, GITEA_TOKEN: 'supersecret-token', PORT: 'supersecret-token' });
     expect(err.message).not.toContain('supersecret-token');
+  });
+
+  it('selects SQLite unless DATABASE_URL is set, and reads the PostgreSQL settings', () => {
+    const sqlite = loadConfig(required);
+    expect(sqlite).toMatchObject({ databaseUrl: undefined, databaseSchema: 'gitea_triage', databasePoolSize: 10 });
+    const pg = loadConfig({
+      ...required,
+      DATABASE_URL: 'postgres://triage:pw@db.example:5433/triage',
+      DATABASE_SCHEMA: 'team_a',
+      DATABASE_POOL_SIZE: '4',
+    });
+    expect(pg).toMatchObject({ databaseUrl: 'postgres://triage:pw@db.example:5433/triage', databaseSchema: 'team_a', databasePoolSize: 4 });
+  });
+
+  it.each([
+    ['DATABASE_URL', 'mysql://u:p@h/db', /PostgreSQL URL/],
+    ['DATABASE_URL', 'postgres://h', /PostgreSQL URL/],
+    ['DATABASE_SCHEMA', 'Team-A', /schema name/],
+    ['DATABASE_SCHEMA', '1abc', /schema name/],
+    ['DATABASE_POOL_SIZE', '0', /integer from 1/],
+  ])('rejects %s=%s', (variable, value, expected) => {
+    const err = errorOf({ ...required, [variable]: value });
+    expect(err.variable).toBe(variable);
+    expect(err.message).toMatch(expected);
+  });
+
+  it("never echoes DATABASE_URL's password, and redacts it for logs", () => {
+    const err = errorOf({ ...required, DATABASE_URL: 'mysql://triage:hunter2-secret@db/x' });
+    expect(err.message).not.toContain('hunter2-secret');
+    expect(redactDatabaseUrl('postgres://triage:hunter2-secret@db:5432/x')).toBe('postgres://triage:***@db:5432/x');
+    expect(redactDatabaseUrl('postgres://triage@db/x')).toBe('postgres://triage@db/x');
   });
 });
