@@ -1,6 +1,4 @@
-import type http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { EventEmitter, once } from 'node:events';
 import type { Express } from 'express';
 import type { Registry } from 'prom-client';
 import { Coalescer } from './coalescer/coalescer.js';
@@ -12,12 +10,16 @@ import { Journal } from './journal/journal.js';
 import type { NewDelivery } from './journal/types.js';
 import type { Logger } from './log/logger.js';
 import { ServiceMetrics } from './metrics/metrics.js';
-import { createHttpApp, createHttpServer, type Readiness } from './receiver/http.js';
+import { createHttpApp, type Readiness } from './receiver/http.js';
 import { Reconciler, type ReconcilerOptions } from './reconcile/reconcile.js';
 import type { ReceiverDeps } from './receiver/receive.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import type { EvaluationResult, Evaluator, WorkItem } from './scheduler/types.js';
 import { errorText } from './errors.js';
+import { BotIdentity } from './service/identity.js';
+import { HttpListener } from './service/listener.js';
+import { readinessOf } from './service/readiness.js';
+import { startJournalPruning } from './service/retention.js';
 
 /** A Gitea API, optionally with the client's circuit state (`GiteaClient.health()`). */
 export type GiteaWithHealth = GiteaApi & { health?(): { state: string; consecutiveFailures?: number } };
@@ -88,28 +90,18 @@ export class LoggingEvaluator implements Evaluator {
   }
 }
 
-/** Backoff for `GET /user` at start: the client already retried transient errors inside. */
-const IDENTITY_BACKOFF = { firstMs: 1000, maxMs: 30_000 };
-const PRUNE_EVERY_MS = 3_600_000;
+/** The stages behind the receiver: metrics, scheduler and coalescer, and the event of a drained coalescer. */
+interface Pipeline {
+  metrics: ServiceMetrics;
+  scheduler: Scheduler;
+  coalescer: Coalescer;
+  /** Emits `drained` after a flush that left no notice waiting in the coalescer. */
+  flushes: EventEmitter;
+}
 
-/**
- * The one place that composes the stages: journal → coalescer → scheduler → evaluator, the receiver
- * in front, the Gitea client and the bot identity beside them.
- */
-export async function createService(options: ServiceOptions): Promise<Service> {
-  const { config, log } = options;
-  const journal = Journal.open({ dataDir: config.dataDir, sync: config.journalSync, log });
-
-  const ownClient = options.gitea === undefined;
-  const gitea: GiteaWithHealth =
-    options.gitea ?? giteaClientFromConfig(config, log);
-  let bot: string | undefined; // the bot's login, once `GET /user` answered (below)
-  const evaluator: Evaluator =
-    typeof options.evaluator === 'function'
-      ? options.evaluator({ journal, gitea, log, config, botLogin: () => bot })
-      : (options.evaluator ?? new LoggingEvaluator());
-
+function createPipeline(config: Config, log: Logger, journal: Journal, gitea: GiteaWithHealth, evaluator: Evaluator): Pipeline {
   const metrics = new ServiceMetrics();
+  const flushes = new EventEmitter();
   const scheduler = new Scheduler({
     journal,
     evaluator,
@@ -120,12 +112,16 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       onEvaluated: (outcome, durationMs, item) => metrics.evaluated(outcome, durationMs, item.deliveries.length),
     },
   });
-  const coalescer = new Coalescer({
+  const coalescer: Coalescer = new Coalescer({
     windowMs: config.batchWindowMs,
     maxEvents: config.batchMax,
     onFlush: (batch: Batch) => {
-      metrics.batch(batch.deliveryIds.length);
-      scheduler.schedule(batch);
+      try {
+        metrics.batch(batch.deliveryIds.length);
+        scheduler.schedule(batch);
+      } finally {
+        if (coalescer.size === 0) flushes.emit('drained');
+      }
     },
   });
   metrics.setSources({
@@ -133,203 +129,129 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     ...(gitea.health ? { giteaCircuit: () => gitea.health!().state } : {}),
     queue: () => ({ queued: scheduler.queued, running: scheduler.running, retrying: scheduler.retrying }),
   });
+  return { metrics, scheduler, coalescer, flushes };
+}
 
-  let shuttingDown = false;
-  const stopSignal = new AbortController();
-
-  // --- the bot's identity: its own events are recorded, never evaluated (no label loops) ---
-  let identityFailed = false;
-  let resolveIdentity!: (login: string) => void;
-  let rejectIdentity!: (error: Error) => void;
-  const identity = new Promise<string>((resolve, reject) => {
-    resolveIdentity = resolve;
-    rejectIdentity = reject;
-  });
-  identity.catch(() => undefined); // nobody has to wait for it
-  const identify = async () => {
-    const backoff = options.identityBackoff ?? IDENTITY_BACKOFF;
-    let waitMs = backoff.firstMs;
-    for (let attempt = 1; !stopSignal.signal.aborted; attempt++) {
-      try {
-        const [user, version] = await Promise.all([
-          gitea.getCurrentUser(),
-          gitea.getVersion().catch((error: unknown) => {
-            log.warn('gitea version unavailable', { error: errorText(error) });
-            return undefined;
-          }),
-        ]);
-        bot = user.login;
-        log.info('gitea identity', { login: user.login, version });
-        resolveIdentity(user.login);
-        return;
-      } catch (error) {
-        identityFailed = true;
-        const retryInMs = Math.round(waitMs * (0.5 + Math.random() / 2));
-        // A rejected token needs the operator; anything else is Gitea being away.
-        const status = (error as { status?: unknown }).status;
-        const level = status === 401 || status === 403 ? 'error' : 'warn';
-        log.log(level, 'gitea identity unavailable', { attempt, retryInMs, status, error: errorText(error) });
-        try {
-          await sleep(retryInMs, undefined, { signal: stopSignal.signal });
-        } catch {
-          break; // stopping
-        }
-        waitMs = Math.min(waitMs * 2, backoff.maxMs);
-      }
-    }
-    rejectIdentity(new Error('service stopped before the bot identity was known'));
-  };
-  void identify();
-
-  const readiness = (): Readiness => {
-    const reasons: string[] = [];
-    if (shuttingDown) reasons.push('shutting down');
-    if (!journalHealthy(journal)) reasons.push('journal unavailable');
-    if (bot === undefined) reasons.push(identityFailed ? 'gitea unreachable: bot identity unknown' : 'bot identity unknown');
-    // Gitea down after start degrades the service without making it unready: webhooks are still
-    // journaled and evaluated once Gitea is back, so taking the receiver out of rotation would only
-    // turn acknowledged deliveries into failed ones on Gitea's side.
-    const warnings: string[] = [];
-    const health = gitea.health?.();
-    if (health && health.state !== 'closed') {
-      warnings.push(
-        `gitea unavailable: circuit ${health.state}` +
-          (health.consecutiveFailures !== undefined ? ` after ${health.consecutiveFailures} consecutive failures` : '') +
-          '; webhooks are journaled and wait',
-      );
-    }
-    return { ready: reasons.length === 0, reasons, warnings };
-  };
-
-  // --- receiver wiring ---
-  const onJournaled = (delivery: NewDelivery, payload: Record<string, unknown>) => {
+/**
+ * What happens to a delivery once the journal has it: the evaluator observes it (its own echo, a
+ * push), and a pending one goes to the coalescer, its parse handed to the scheduler.
+ */
+function journaledHandler(pipeline: Pipeline, evaluator: Evaluator, shuttingDown: () => boolean, log: Logger) {
+  const { scheduler, coalescer } = pipeline;
+  return (delivery: NewDelivery, payload: Record<string, unknown>): void => {
     try {
       evaluator.observe?.(delivery, payload);
     } catch (error) {
       log.error('evaluator observe failed', { delivery: delivery.id, error: errorText(error) });
     }
     // While stopping, the coalescer is gone: the delivery is pending in the journal, resumed at the next start.
-    if (delivery.state === 'pending' && delivery.subject !== null && !shuttingDown) {
+    if (delivery.state === 'pending' && delivery.subject !== null && !shuttingDown()) {
       scheduler.rememberPayload(delivery.id, payload, Buffer.byteLength(delivery.body));
       coalescer.add({ deliveryId: delivery.id, subject: delivery.subject });
     }
   };
+}
+
+/** Resolves when no notice waits in the coalescer and the scheduler is idle; awaits their events, never polls. */
+async function untilIdle(pipeline: Pipeline): Promise<void> {
+  const { coalescer, scheduler, flushes } = pipeline;
+  for (;;) {
+    if (coalescer.size > 0) await once(flushes, 'drained');
+    await scheduler.onIdle();
+    if (coalescer.size === 0 && scheduler.running === 0 && scheduler.queued === 0) return;
+  }
+}
+
+/** Lost deliveries (Gitea never retries one): a periodic sweep journals synthetic ones through `onJournaled`. */
+function createReconciler(
+  options: ServiceOptions,
+  journal: Journal,
+  gitea: GiteaWithHealth,
+  onJournaled: ReconcilerOptions['onJournaled'],
+  metrics: ServiceMetrics,
+  shuttingDown: () => boolean,
+): Reconciler | undefined {
+  const { config, log } = options;
+  if (config.reconcileIntervalMs <= 0) return undefined;
+  return new Reconciler({
+    journal,
+    gitea,
+    intervalMs: config.reconcileIntervalMs,
+    onJournaled,
+    log,
+    shuttingDown,
+    ...(gitea.health ? { giteaHealth: () => gitea.health!() } : {}),
+    onReconciled: (n) => metrics.reconciled(n),
+    ...options.reconcile,
+  });
+}
+
+/**
+ * The one place that composes the stages: journal → coalescer → scheduler → evaluator, the receiver
+ * in front, the Gitea client and the bot identity beside them.
+ */
+export async function createService(options: ServiceOptions): Promise<Service> {
+  const { config, log } = options;
+  const journal = Journal.open({ dataDir: config.dataDir, sync: config.journalSync, log });
+  const ownClient = options.gitea === undefined;
+  const gitea: GiteaWithHealth = options.gitea ?? giteaClientFromConfig(config, log);
+  const identity = new BotIdentity(gitea, log, options.identityBackoff);
+  const botLogin = () => identity.login();
+  const evaluator: Evaluator =
+    typeof options.evaluator === 'function'
+      ? options.evaluator({ journal, gitea, log, config, botLogin })
+      : (options.evaluator ?? new LoggingEvaluator());
+  const pipeline = createPipeline(config, log, journal, gitea, evaluator);
+  const { metrics, scheduler, coalescer } = pipeline;
+
+  let shuttingDown = false;
+  const isShuttingDown = () => shuttingDown;
+  const stopSignal = new AbortController();
+  void identity.ask(stopSignal.signal);
+  const readiness = (): Readiness =>
+    readinessOf({ shuttingDown: isShuttingDown, journal, identity, ...(gitea.health ? { giteaHealth: () => gitea.health!() } : {}) });
+
+  const onJournaled = journaledHandler(pipeline, evaluator, isShuttingDown, log);
   const receiver: ReceiverDeps = {
     secrets: config.webhookSecrets,
     maxBodyBytes: config.maxBodyBytes,
     journal,
-    botLogin: () => bot,
-    shuttingDown: () => shuttingDown,
+    botLogin,
+    shuttingDown: isShuttingDown,
     onJournaled,
     log,
     metrics,
   };
   const app = createHttpApp({ receiver, readiness, metrics: () => metrics.text(), log });
-
-  // Lost deliveries (Gitea never retries one): a periodic sweep journals synthetic ones through onJournaled.
-  const reconciler =
-    config.reconcileIntervalMs > 0
-      ? new Reconciler({
-          journal,
-          gitea,
-          intervalMs: config.reconcileIntervalMs,
-          onJournaled,
-          log,
-          shuttingDown: () => shuttingDown,
-          ...(gitea.health ? { giteaHealth: () => gitea.health!() } : {}),
-          onReconciled: (n) => metrics.reconciled(n),
-          ...options.reconcile,
-        })
-      : undefined;
+  const reconciler = createReconciler(options, journal, gitea, onJournaled, metrics, isShuttingDown);
   reconciler?.start();
 
   // Deliveries journaled before the last stop (or crash) and not evaluated yet.
   Promise.resolve()
     .then(() => scheduler.resume())
     .catch((error: unknown) => log.error('resume failed', { error: errorText(error) }));
-
-  // --- journal retention ---
-  const prune = () => {
-    try {
-      const removed = journal.prune(Date.now() - config.journalRetentionMs);
-      if (removed > 0) log.info('journal pruned', { removed, retentionMs: config.journalRetentionMs });
-    } catch (error) {
-      log.warn('journal prune failed', { error: errorText(error) });
-    }
-  };
-  prune();
-  const pruneTimer = setInterval(prune, Math.min(PRUNE_EVERY_MS, config.journalRetentionMs));
-  pruneTimer.unref();
-
-  let server: http.Server | undefined;
-  let closed: Promise<void> | undefined;
-
-  const listen = async (): Promise<{ port: number; url: string }> => {
-    if (shuttingDown) throw new Error('service is stopping');
-    if (server) throw new Error('service is already listening');
-    const s = createHttpServer(app);
-    server = s;
-    closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
-    await new Promise<void>((resolve, reject) => {
-      s.once('error', reject);
-      s.listen(config.port, config.host, () => {
-        s.off('error', reject);
-        resolve();
-      });
-    });
-    s.on('error', (error) => log.error('http server error', { error: errorText(error) }));
-    const port = (s.address() as AddressInfo).port;
-    return { port, url: `http://${connectableHost(config.host)}:${port}` };
-  };
+  const stopPruning = startJournalPruning(journal, config.journalRetentionMs, log);
+  const listener = new HttpListener(app, config, log);
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       shuttingDown = true;
       stopSignal.abort();
-      clearInterval(pruneTimer);
+      stopPruning();
       reconciler?.stop();
-      log.info('stopping', { pending: safeCount(journal), running: scheduler.running, timeoutMs: config.shutdownTimeoutMs });
-      // No new connections; idle keep-alive ones are closed, busy ones finish their request.
-      server?.close();
-      server?.closeIdleConnections();
-      coalescer.flush();
-      coalescer.stop();
-      const drained = await scheduler.stop(config.shutdownTimeoutMs);
-      if (!drained) log.warn('shutdown timeout: evaluations still running stay pending in the journal', { timeoutMs: config.shutdownTimeoutMs });
-      if (server && closed) {
-        server.closeIdleConnections();
-        // A request still in flight had the whole drain time; cut what remains.
-        const grace = sleep(1000, undefined, { ref: false }).then(() => server?.closeAllConnections());
-        await Promise.race([closed, grace]);
-        await closed;
-      }
-      await journal.close();
-      if (ownClient) (gitea as { close?(): void }).close?.();
-      log.info('stopped', { drained });
+      await drainAndClose({ config, log, journal, pipeline, listener, gitea: ownClient ? gitea : undefined });
     })();
     return stopping;
   };
 
-  const onIdle = async (): Promise<void> => {
-    const poll = Math.max(5, Math.min(config.batchWindowMs, 50));
-    for (;;) {
-      if (coalescer.size > 0) {
-        await sleep(poll);
-        continue;
-      }
-      await scheduler.onIdle();
-      if (coalescer.size === 0 && scheduler.running === 0 && scheduler.queued === 0) return;
-    }
-  };
-
   return {
     app,
-    listen,
+    listen: () => (shuttingDown ? Promise.reject(new Error('service is stopping')) : listener.listen()),
     stop,
-    onIdle,
-    identified: () => identity,
-    botLogin: () => bot,
+    onIdle: () => untilIdle(pipeline),
+    identified: () => identity.whenKnown(),
+    botLogin,
     readiness,
     journal,
     scheduler,
@@ -342,12 +264,31 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   };
 }
 
-function journalHealthy(journal: Journal): boolean {
-  try {
-    return journal.healthy();
-  } catch {
-    return false;
-  }
+/**
+ * The end of a graceful stop, once nothing new is accepted: the coalescer flushed into the
+ * scheduler, running evaluations get `shutdownTimeoutMs` (the rest stays pending in the journal),
+ * then the server, the journal and a client the service built itself close.
+ */
+async function drainAndClose(parts: {
+  config: Config;
+  log: Logger;
+  journal: Journal;
+  pipeline: Pipeline;
+  listener: HttpListener;
+  gitea: GiteaWithHealth | undefined;
+}): Promise<void> {
+  const { config, log, journal, listener } = parts;
+  const { scheduler, coalescer } = parts.pipeline;
+  log.info('stopping', { pending: safeCount(journal), running: scheduler.running, timeoutMs: config.shutdownTimeoutMs });
+  listener.stopAccepting();
+  coalescer.flush();
+  coalescer.stop();
+  const drained = await scheduler.stop(config.shutdownTimeoutMs);
+  if (!drained) log.warn('shutdown timeout: evaluations still running stay pending in the journal', { timeoutMs: config.shutdownTimeoutMs });
+  await listener.close(1000);
+  await journal.close();
+  (parts.gitea as { close?(): void } | undefined)?.close?.();
+  log.info('stopped', { drained });
 }
 
 function safeCount(journal: Journal): number | undefined {
@@ -356,11 +297,4 @@ function safeCount(journal: Journal): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** `0.0.0.0`/`::` listen everywhere; a client connects to loopback. */
-function connectableHost(host: string): string {
-  if (host === '0.0.0.0' || host === '') return '127.0.0.1';
-  if (host === '::') return '[::1]';
-  return host.includes(':') ? `[${host}]` : host;
 }

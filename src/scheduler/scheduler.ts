@@ -477,6 +477,47 @@ export class Scheduler {
 
   /** One evaluation of a subject: its pending deliveries, newest state last. Returns a retry, if any. */
   private async evaluate(subject: string, batch: string): Promise<Next> {
+    const item = await this.workItem(subject, batch);
+    if (!item) return undefined;
+    const log = this.log.child({
+      delivery: item.newest.id,
+      batch,
+      subject,
+      repo: repoOf(item.subject),
+      ...(item.subject.kind === 'issue' ? { number: item.subject.number } : {}),
+      attempt: item.attempt,
+    });
+
+    const started = performance.now();
+    let result: EvaluationResult;
+    try {
+      result = await this.evaluator.evaluate(item, log);
+    } catch (error) {
+      return this.evaluationFailed(item, log, error, elapsedMs(started));
+    }
+    const durationMs = elapsedMs(started);
+    const ids = item.deliveries.map((d) => d.id);
+    // Joins the journal's group commit (no fsync of its own): a crash before that commit only
+    // means this idempotent evaluation runs again after the restart.
+    this.journal.markDone(ids);
+    this.watchDone(subject, batch);
+    log.info('evaluated', {
+      deliveries: ids,
+      durationMs,
+      added: result?.added ?? [],
+      removed: result?.removed ?? [],
+      ...(result?.note !== undefined ? { note: result.note } : {}),
+    });
+    this.callHook(() => this.hooks.onEvaluated?.('done', durationMs, item));
+    return undefined;
+  }
+
+  /**
+   * The subject's pending deliveries as a work item, oldest first, or undefined when there is nothing
+   * to evaluate. A delivery that cannot be evaluated (not a subject key, a broken payload) is
+   * dead-lettered here, without holding back the others.
+   */
+  private async workItem(subject: string, batch: string): Promise<WorkItem | undefined> {
     const rows = this.journal.pendingFor(subject);
     if (rows.length === 0) {
       this.log.debug('nothing pending', { subject, batch });
@@ -512,45 +553,13 @@ export class Scheduler {
     const newest = deliveries[deliveries.length - 1]!;
     let attempt = 1;
     for (const d of deliveries) attempt = Math.max(attempt, d.attempts + 1);
-    const item: WorkItem = { subject: parsed, batch, attempt, deliveries, newest };
-    const ids = deliveries.map((d) => d.id);
-    const log = this.log.child({
-      delivery: newest.id,
-      batch,
-      subject,
-      repo: repoOf(parsed),
-      ...(parsed.kind === 'issue' ? { number: parsed.number } : {}),
-      attempt,
-    });
+    return { subject: parsed, batch, attempt, deliveries, newest };
+  }
 
-    const started = performance.now();
-    let result: EvaluationResult | undefined;
-    let failure: unknown;
-    let threw = false;
-    try {
-      result = await this.evaluator.evaluate(item, log);
-    } catch (error) {
-      threw = true;
-      failure = error;
-    }
-    const durationMs = Math.round((performance.now() - started) * 10) / 10;
-
-    if (!threw) {
-      // Joins the journal's group commit (no fsync of its own): a crash before that commit only
-      // means this idempotent evaluation runs again after the restart.
-      this.journal.markDone(ids);
-      this.watchDone(subject, batch);
-      log.info('evaluated', {
-        deliveries: ids,
-        durationMs,
-        added: result?.added ?? [],
-        removed: result?.removed ?? [],
-        ...(result?.note !== undefined ? { note: result.note } : {}),
-      });
-      this.callHook(() => this.hooks.onEvaluated?.('done', durationMs, item));
-      return undefined;
-    }
-
+  /** A failed evaluation: dead-lettered when permanent or out of attempts, else retried later. */
+  private async evaluationFailed(item: WorkItem, log: Logger, failure: unknown, durationMs: number): Promise<Next> {
+    const ids = item.deliveries.map((d) => d.id);
+    const { attempt } = item;
     const error = errorText(failure);
     const permanent = (failure as { permanent?: unknown } | null)?.permanent === true;
     if (permanent || attempt >= this.maxAttempts) {
@@ -629,6 +638,11 @@ function timeOf(iso: string | null): number {
   if (iso === null) return -Infinity;
   const t = Date.parse(iso);
   return Number.isNaN(t) ? -Infinity : t;
+}
+
+/** Milliseconds since `started` (a `performance.now()`), to a tenth. */
+function elapsedMs(started: number): number {
+  return Math.round((performance.now() - started) * 10) / 10;
 }
 
 function first(set: Set<string>): string | undefined {
