@@ -307,8 +307,8 @@ async function main(): Promise<void> {
     if (keep !== undefined) {
       console.log(
         `\nKept in ${keep}: the journal and service.log. Try:\n` +
-          `  DATA_DIR=${keep} npm run explain -- ${ORG}/${REPO}#${bug}\n` +
-          `  npm run logs -- --file ${path.join(keep, 'service.log')} --issue ${ORG}/${REPO}#${bug}\n` +
+          `  DATA_DIR=${keep} npm run explain -- --issue ${ORG}/${REPO}#${bug}\n` +
+          `  npm run logs -- --from ${path.join(keep, 'service.log')} --issue ${ORG}/${REPO}#${bug}\n` +
           `  DATA_DIR=${keep} npm run export -- --issue ${ORG}/${REPO}#${bug} --out -`,
       );
     }

@@ -4,7 +4,7 @@ import { errorText } from '../errors.js';
 import { Journal } from '../journal/journal.js';
 import { createLogger } from '../log/logger.js';
 import type { JournalReader } from '../journal/reader.js';
-import { GITEA_VARIABLES, parseArgs, runTool, ToolError, toolGiteaClient, type ToolIO } from './cli.js';
+import { GITEA_VARIABLES, parseArgs, parseUsage, runTool, ToolError, toolGiteaClient, type ToolIO } from './cli.js';
 import { backfill, renderBackfillSummary, renderBackfillTable } from './backfill-tool.js';
 import { parseRepoRef } from './filter.js';
 import { createProgress } from './progress.js';
@@ -61,7 +61,7 @@ export async function backfillMain(argv: readonly string[], env: Readonly<Record
     BACKFILL_TOOL,
     io,
     async () => {
-      const options = parseBackfillArgs(argv, io);
+      const options = parseUsage(() => parseBackfillArgs(argv, io));
       if (options === 'help') return 0;
       const config = toolServiceConfig(env, [...GITEA_VARIABLES, 'DATA_DIR', 'CONCURRENCY', 'TRIAGE_CONFIG']);
       secrets.push(config.giteaToken);

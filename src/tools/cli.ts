@@ -5,19 +5,43 @@ import { type GiteaClient, giteaClientFromConfig } from '../gitea/client.js';
 import type { Logger } from '../log/logger.js';
 
 /**
- * Shared plumbing of the operator tools (`scripts/*.ts`): argument parsing with commander that fails
- * with one line, configuration from the environment through `loadConfig` for only the variables a tool
- * needs, the service's own `GiteaClient`, and one error line `<tool>: <reason>` on stderr.
+ * Shared plumbing of the operator tools (`scripts/*.ts`), and their one convention:
+ * - each tool is `xMain(argv, env, io)`: `argv` without `node` and the script, `env` the environment
+ *   (only the variables the tool needs are read, through `loadConfig`), `io` its streams; it resolves
+ *   with the exit code and never calls `process.exit`;
+ * - arguments are parsed with commander; the same thing has the same flag in every tool: `--delivery ID`
+ *   (one delivery), `--issue owner/repo#n`, `--repo owner/repo`, `--org NAME`, `--from FILE` (read
+ *   input from a file), `--dry-run`, `--verbose`;
+ * - exit codes: {@link EXIT_OK} 0, {@link EXIT_FAILURE} 1 (the work failed), {@link EXIT_USAGE} 2 (bad
+ *   arguments or environment: nothing was attempted); `--help` prints the usage and exits 0;
+ * - output is the tool's report on stdout; a failure is one line `<tool>: <reason>` on stderr, secrets masked.
  */
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
 
 /** A failure the operator must act on: printed as `<tool>: <message>`, exit code `exitCode`. */
 export class ToolError extends Error {
   constructor(
     message: string,
-    readonly exitCode = 1,
+    readonly exitCode: number = EXIT_FAILURE,
   ) {
     super(message);
     this.name = 'ToolError';
+  }
+}
+
+/**
+ * Runs a tool's argument parser: any {@link ToolError} it throws (a bad or missing option, options
+ * that do not go together) is a usage error, exit code {@link EXIT_USAGE}.
+ */
+export function parseUsage<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof ToolError && error.exitCode !== EXIT_USAGE) throw new ToolError(error.message, EXIT_USAGE);
+    throw error;
   }
 }
 
@@ -47,7 +71,7 @@ export function parseArgs(program: Command, argv: readonly string[], io: ToolIO)
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.exitCode === 0) return 'help';
-      throw new ToolError(error.message.replace(/^error:\s*/, ''), error.exitCode || 1);
+      throw new ToolError(error.message.replace(/^error:\s*/, ''), EXIT_USAGE);
     }
     throw error;
   }
@@ -106,7 +130,7 @@ const REQUIRED_PLACEHOLDERS: Record<string, string> = {
 /**
  * The service's configuration parsed by `loadConfig` (same validation, same messages), from only the
  * `variables` the tool needs: an unrelated bad variable (say `PORT`) does not stop a tool. The result
- * holds only the fields of those variables. A `ConfigError` becomes a one-line {@link ToolError}.
+ * holds only the fields of those variables. A `ConfigError` becomes a one-line {@link ToolError} with exit code {@link EXIT_USAGE}.
  */
 export function loadToolConfig<V extends ToolVariable>(
   env: Readonly<Record<string, string | undefined>>,
@@ -118,7 +142,7 @@ export function loadToolConfig<V extends ToolVariable>(
   try {
     config = loadConfig(subset);
   } catch (error) {
-    if (error instanceof ConfigError) throw new ToolError(`${error.variable}: ${error.expected}`);
+    if (error instanceof ConfigError) throw new ToolError(`${error.variable}: ${error.expected}`, EXIT_USAGE);
     throw error;
   }
   const picked: Partial<Config> = {};

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { parseArgs, runTool, type ToolIO } from './cli.js';
+import { parseArgs, parseUsage, runTool, ToolError, type ToolIO } from './cli.js';
 import { issueStory, renderStory } from './explain.js';
 import { parseIssueRef } from './filter.js';
 import { openJournalForReading, toolServiceConfig } from './runtime.js';
@@ -19,7 +19,8 @@ function explainProgram(): Command {
         'service added and removed with the rule, evidence and config version, the changes people made, and ' +
         'what the service owns now.\n\nReads DATA_DIR.',
     )
-    .argument('<owner/repo#n>', 'the issue or pull request')
+    .option('--issue <owner/repo#n>', 'the issue or pull request')
+    .argument('[owner/repo#n]', 'the same, without --issue')
     .option('--json', 'print the story as JSON');
 }
 
@@ -27,12 +28,17 @@ export function parseExplainArgs(argv: readonly string[], io: ToolIO): ExplainOp
   const program = explainProgram();
   const opts = parseArgs(program, argv, io);
   if (opts === 'help') return 'help';
-  return { subject: parseIssueRef(String(program.args[0] ?? ''), 'issue'), json: opts.json === true };
+  const positional = program.args[0];
+  const issue = opts.issue as string | undefined;
+  if (issue !== undefined && positional !== undefined) throw new ToolError('give the issue once: --issue owner/repo#n');
+  const text = issue ?? positional;
+  if (text === undefined) throw new ToolError('give --issue owner/repo#n');
+  return { subject: parseIssueRef(text, '--issue'), json: opts.json === true };
 }
 
 export async function explainMain(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: ToolIO): Promise<number> {
   return runTool(EXPLAIN_TOOL, io, async () => {
-    const options = parseExplainArgs(argv, io);
+    const options = parseUsage(() => parseExplainArgs(argv, io));
     if (options === 'help') return 0;
     const config = toolServiceConfig(env, ['DATA_DIR']);
     // Read-only: explain writes nothing to DATA_DIR (src/journal/reader.ts).

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { parseArgs, runTool, ToolError, type ToolIO } from './cli.js';
+import { parseArgs, parseUsage, runTool, ToolError, type ToolIO } from './cli.js';
 import { journalDeliveries, writeExport } from './deliveries.js';
 import { type DeliveryFilter, parseDeliveryFilter } from './filter.js';
 import { openJournalForReading, toolServiceConfig } from './runtime.js';
@@ -19,7 +19,7 @@ function exportProgram(): Command {
         '{id, event, eventType, headers, body, receivedAt, state, lastError} (body: the JSON exactly as received), ' +
         'to attach a repro to a bug report and replay it elsewhere (`npm run replay -- --from FILE …`).',
     )
-    .option('--id <id>', 'one delivery (its X-Gitea-Delivery id)')
+    .option('--delivery <id>', 'one delivery (its X-Gitea-Delivery id)')
     .option('--issue <owner/repo#n>', 'the deliveries of one issue or pull request')
     .option('--repo <owner/repo>', 'the deliveries of one repository')
     .option('--since <iso>', 'received at or after this time (ISO 8601)')
@@ -39,7 +39,7 @@ export function parseExportArgs(argv: readonly string[], io: ToolIO): ExportOpti
 /** The whole command. Resolves with the exit code; the count goes to stderr when the rows go to stdout. */
 export async function exportMain(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: ToolIO): Promise<number> {
   return runTool(EXPORT_TOOL, io, async () => {
-    const options = parseExportArgs(argv, io);
+    const options = parseUsage(() => parseExportArgs(argv, io));
     if (options === 'help') return 0;
     const config = toolServiceConfig(env, ['DATA_DIR']);
     // Read-only: export writes nothing to DATA_DIR (src/journal/reader.ts).

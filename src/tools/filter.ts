@@ -4,7 +4,7 @@ import { parseSubject } from '../subject.js';
 import { ToolError } from './cli.js';
 
 /**
- * Which recorded deliveries a tool works on (`replay`, `export`): at most one of id, issue or repo,
+ * Which recorded deliveries a tool works on (`replay`, `export`): at most one of delivery, issue or repo,
  * a time window on the journal's receive time, and failed-only. Parsed from the command line by
  * {@link parseDeliveryFilter}; applied by `Journal.query` ({@link toJournalFilter}) or, for an
  * exported file, by {@link matchesFilter} (the same semantics).
@@ -25,7 +25,7 @@ export interface DeliveryFilter {
 
 /** The filter options as commander hands them over (all strings). */
 export interface FilterOptions {
-  id?: string;
+  delivery?: string;
   issue?: string;
   repo?: string;
   since?: string;
@@ -35,12 +35,12 @@ export interface FilterOptions {
 
 /** @throws ToolError naming the option and what it expects. */
 export function parseDeliveryFilter(options: FilterOptions): DeliveryFilter {
-  const given = (['id', 'issue', 'repo'] as const).filter((k) => options[k] !== undefined);
+  const given = (['delivery', 'issue', 'repo'] as const).filter((k) => options[k] !== undefined);
   if (given.length > 1) throw new ToolError(`--${given[0]} and --${given[1]} cannot be used together`);
   const filter: DeliveryFilter = {};
-  if (options.id !== undefined) {
-    if (options.id.trim() === '') throw new ToolError('--id: a delivery id is required');
-    filter.id = options.id.trim();
+  if (options.delivery !== undefined) {
+    if (options.delivery.trim() === '') throw new ToolError('--delivery: a delivery id is required');
+    filter.id = options.delivery.trim();
   }
   if (options.issue !== undefined) filter.subject = parseIssueRef(options.issue, '--issue');
   if (options.repo !== undefined) filter.repo = parseRepoRef(options.repo, '--repo');

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { Command } from 'commander';
-import { parseArgs, runTool, ToolError, type ToolIO } from './cli.js';
+import { EXIT_USAGE, parseArgs, parseUsage, runTool, ToolError, type ToolIO } from './cli.js';
 
 /**
  * `logs`: a readable timeline of one delivery or one issue from the service's JSON log lines
@@ -200,7 +200,8 @@ export async function buildTimeline(lines: AsyncIterable<string> | Iterable<stri
 export interface LogsOptions {
   delivery?: string;
   issue?: { repo: string; number: number };
-  file?: string;
+  /** A log file; stdin when absent. */
+  from?: string;
 }
 
 export function parseLogsArgs(argv: readonly string[], io: ToolIO): LogsOptions | 'help' {
@@ -211,7 +212,7 @@ export function parseLogsArgs(argv: readonly string[], io: ToolIO): LogsOptions 
     )
     .option('--delivery <id>', 'the lines of one delivery (its X-Gitea-Delivery id)')
     .option('--issue <owner/repo#n>', 'the lines of one issue or pull request, and of its deliveries')
-    .option('--file <path>', 'read this log file instead of stdin');
+    .option('--from <file>', 'read this log file instead of stdin');
   const opts = parseArgs(program, argv, io);
   if (opts === 'help') return 'help';
   const out: LogsOptions = {};
@@ -221,7 +222,7 @@ export function parseLogsArgs(argv: readonly string[], io: ToolIO): LogsOptions 
   }
   if (typeof opts.issue === 'string') out.issue = parseIssueArg(opts.issue);
   if (out.delivery !== undefined && out.issue !== undefined) throw new ToolError('give --delivery or --issue, not both');
-  if (typeof opts.file === 'string') out.file = opts.file;
+  if (typeof opts.from === 'string') out.from = opts.from;
   return out;
 }
 
@@ -237,18 +238,21 @@ export async function* linesOf(stream: AsyncIterable<string | Buffer>): AsyncIte
   if (rest !== '') yield rest;
 }
 
-/** The whole command. Resolves with the exit code: 1 when the filter kept nothing. */
-export async function logsMain(argv: readonly string[], io: ToolIO): Promise<number> {
+/**
+ * The whole command. Resolves with the exit code: 1 when the filter kept nothing. Reads no
+ * environment variable (`env` is there for the tools' common signature).
+ */
+export async function logsMain(argv: readonly string[], _env: Readonly<Record<string, string | undefined>>, io: ToolIO): Promise<number> {
   return runTool(LOGS_TOOL, io, async () => {
-    const options = parseLogsArgs(argv, io);
+    const options = parseUsage(() => parseLogsArgs(argv, io));
     if (options === 'help') return 0;
     let input: AsyncIterable<string | Buffer>;
     let source: string;
-    if (options.file !== undefined) {
-      input = fs.createReadStream(options.file, { encoding: 'utf8' });
-      source = options.file;
+    if (options.from !== undefined) {
+      input = fs.createReadStream(options.from, { encoding: 'utf8' });
+      source = options.from;
     } else {
-      if (!io.stdin || io.stdin.isTTY) throw new ToolError('no input: give --file PATH or pipe the log into stdin');
+      if (!io.stdin || io.stdin.isTTY) throw new ToolError('no input: give --from FILE or pipe the log into stdin', EXIT_USAGE);
       input = io.stdin as AsyncIterable<string | Buffer>;
       source = 'stdin';
     }

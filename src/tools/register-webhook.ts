@@ -9,6 +9,7 @@ import {
   GITEA_VARIABLES,
   loadToolConfig,
   parseArgs,
+  parseUsage,
   runTool,
   ToolError,
   toolGiteaClient,
@@ -416,7 +417,7 @@ export async function registerWebhookMain(
     REGISTER_TOOL,
     io,
     async () => {
-      const options = parseRegisterArgs(argv, io);
+      const options = parseUsage(() => parseRegisterArgs(argv, io));
       if (options === 'help') return 0;
       const config = loadToolConfig(env, [...GITEA_VARIABLES, 'WEBHOOK_SECRET']);
       secrets.push(config.giteaToken, ...config.webhookSecrets);

@@ -6,7 +6,7 @@ import { Journal } from '../journal/journal.js';
 import type { JournalReader } from '../journal/reader.js';
 import type { StoredDelivery } from '../journal/types.js';
 import { createLogger, type Logger } from '../log/logger.js';
-import { GITEA_VARIABLES, parseArgs, runTool, ToolError, toolGiteaClient, type ToolIO } from './cli.js';
+import { GITEA_VARIABLES, parseArgs, parseUsage, runTool, ToolError, toolGiteaClient, type ToolIO } from './cli.js';
 import { fileDeliveries, journalDeliveries } from './deliveries.js';
 import { type DeliveryFilter, parseDeliveryFilter } from './filter.js';
 import { createProgress, type Progress } from './progress.js';
@@ -45,7 +45,7 @@ function replayProgram(): Command {
         'Sources: the journal in DATA_DIR, or a JSON-lines file from `npm run export` (--from).\n\n' +
         '--url reads WEBHOOK_SECRET (the first secret signs); --local reads GITEA_URL, GITEA_TOKEN, TRIAGE_CONFIG, CONCURRENCY.',
     )
-    .addOption(new Option('--id <id>', 'one delivery (its X-Gitea-Delivery id)').conflicts(['issue', 'repo']))
+    .addOption(new Option('--delivery <id>', 'one delivery (its X-Gitea-Delivery id)').conflicts(['issue', 'repo']))
     .addOption(new Option('--issue <owner/repo#n>', 'the deliveries of one issue or pull request').conflicts(['repo']))
     .option('--repo <owner/repo>', 'the deliveries of one repository')
     .option('--since <iso>', 'received at or after this time (ISO 8601)')
@@ -223,7 +223,7 @@ export async function replayMain(argv: readonly string[], env: Readonly<Record<s
     REPLAY_TOOL,
     io,
     async () => {
-      const options = parseReplayArgs(argv, io);
+      const options = parseUsage(() => parseReplayArgs(argv, io));
       if (options === 'help') return 0;
       const { mode } = options;
       const config = toolServiceConfig(env, [

@@ -87,7 +87,7 @@ describe('replay --failed --local when the evaluation fails again', () => {
     const before = row.lastError;
     expect(before).toMatch(/404/);
 
-    const run = await runMain(replayMain, ['--failed', '--local', '--id', row.id], toolEnv(h));
+    const run = await runMain(replayMain, ['--failed', '--local', '--delivery', row.id], toolEnv(h));
     expect(run.code).toBe(1);
     expect(run.lines[0]).toMatch(new RegExp(`^${row.id}  issues/opened  ${ORG}/${REPO}#999  still failed: GET /repos/${ORG}/${REPO}/issues/999 → 404`));
     expect(run.lines[1]).toBe('1 failed delivery reprocessed: 0 done, 1 still failed');

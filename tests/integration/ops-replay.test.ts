@@ -46,7 +46,7 @@ describe('replay --url', () => {
     expect(a.sim.issueLabels(ORG, REPO, n)).toEqual(['kind/bug', 'needs-info']);
     expect(b.sim.issueLabels(ORG, REPO, n)).toEqual([]);
 
-    const run = await runMain(replayMain, ['--id', openedId, '--url', b.url], toolEnv(a));
+    const run = await runMain(replayMain, ['--delivery', openedId, '--url', b.url], toolEnv(a));
     expect(run.err).toBe('');
     expect(run.code).toBe(0);
     // "<original> -> <fresh>  issues/opened  acme/widgets#1  202 accepted"
@@ -74,7 +74,7 @@ describe('replay --url', () => {
   });
 
   it('reports a receiver that refuses the signature, and fails with one line', async () => {
-    const run = await runMain(replayMain, ['--id', openedId, '--url', b.url], toolEnv(a, { WEBHOOK_SECRET: 'not-the-secret' }));
+    const run = await runMain(replayMain, ['--delivery', openedId, '--url', b.url], toolEnv(a, { WEBHOOK_SECRET: 'not-the-secret' }));
     expect(run.lines[0]).toMatch(/  401 signature does not match$/);
     expect(run.err).toBe('replay: 1 of 1 deliveries were not accepted (first: 401 signature does not match)\n');
     expect(run.code).toBe(1);
@@ -102,7 +102,7 @@ describe('export → replay --from', () => {
 
   it('replays the file into another instance under the recorded ids, byte for byte; a second time is a duplicate', async () => {
     const file = path.join(work, 'repro.jsonl');
-    const first = await runMain(replayMain, ['--from', file, '--id', openedId, '--same-id', '--url', `${b.url}/webhook`], { WEBHOOK_SECRET: 'triage-test-secret', DATA_DIR: path.join(work, 'none') });
+    const first = await runMain(replayMain, ['--from', file, '--delivery', openedId, '--same-id', '--url', `${b.url}/webhook`], { WEBHOOK_SECRET: 'triage-test-secret', DATA_DIR: path.join(work, 'none') });
     expect(first.err).toBe('');
     expect(first.lines[0]).toBe(`${openedId}  issues/opened  ${ORG}/${REPO}#${n}  202 accepted`);
     await b.settle();
@@ -116,7 +116,7 @@ describe('export → replay --from', () => {
       sender: original.sender,
     });
 
-    const again = await runMain(replayMain, ['--from', file, '--id', openedId, '--same-id', '--url', `${b.url}/webhook`], { WEBHOOK_SECRET: 'triage-test-secret' });
+    const again = await runMain(replayMain, ['--from', file, '--delivery', openedId, '--same-id', '--url', `${b.url}/webhook`], { WEBHOOK_SECRET: 'triage-test-secret' });
     expect(again.lines[0]).toBe(`${openedId}  issues/opened  ${ORG}/${REPO}#${n}  200 duplicate`);
     // The summary says what the receiver did: it had the delivery, so nothing was accepted.
     expect(again.lines.at(-1)).toBe(

@@ -365,18 +365,18 @@ describe('register-webhook: arguments and failures', () => {
     }
   });
 
-  it('prints each failure as one line `register-webhook: <reason>` and exits 1', async () => {
+  it('prints each bad argument as one line `register-webhook: <reason>` and exits 2', async () => {
     for (const [argv, message] of cases) {
       const io = captureIO();
-      expect(await registerWebhookMain(argv, env(), io)).toBe(1);
+      expect(await registerWebhookMain(argv, env(), io)).toBe(2);
       expect(io.err().startsWith(`register-webhook: ${message}`)).toBe(true);
       expect(io.err().trimEnd().split('\n')).toHaveLength(1);
     }
   });
 
-  it('names a missing variable, and a Gitea refusal by method, path and status, never the token', async () => {
+  it('names a missing variable (exit 2), and a Gitea refusal by method, path and status (exit 1), never the token', async () => {
     let io = captureIO();
-    expect(await registerWebhookMain(['--org', 'acme', '--url', receiverUrl], { GITEA_URL: sim.url, GITEA_TOKEN: sim.token }, io)).toBe(1);
+    expect(await registerWebhookMain(['--org', 'acme', '--url', receiverUrl], { GITEA_URL: sim.url, GITEA_TOKEN: sim.token }, io)).toBe(2);
     expect(io.err()).toMatch(/^register-webhook: WEBHOOK_SECRET: required: .+\n$/);
 
     io = captureIO();
@@ -422,7 +422,7 @@ describe('register-webhook: arguments and failures', () => {
 
   it('runs as a script: exit code and one stderr line on bad arguments; the report on stdout on success', async () => {
     const bad = spawnTs('scripts/register-webhook.ts', env(), ['--url', receiverUrl]);
-    expect(await bad.exited).toEqual({ code: 1, signal: null });
+    expect(await bad.exited).toEqual({ code: 2, signal: null });
     expect(bad.stderr()).toBe('register-webhook: give --repo owner/name or --org name\n');
 
     const good = spawnTs('scripts/register-webhook.ts', env(), ['--repo', 'acme/cli', '--url', receiverUrl]);

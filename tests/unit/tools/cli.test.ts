@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { Command } from 'commander';
 import { GiteaError } from '../../../src/gitea/errors.js';
-import { loadToolConfig, parseArgs, runTool, ToolError } from '../../../src/tools/cli.js';
+import { EXIT_USAGE, loadToolConfig, parseArgs, parseUsage, runTool, ToolError } from '../../../src/tools/cli.js';
 import { captureIO } from '../../helpers/capture-io.js';
 
 describe('loadToolConfig', () => {
@@ -21,6 +21,13 @@ describe('loadToolConfig', () => {
       new ToolError('GITEA_URL: an http(s) URL without credentials, query or fragment, e.g. http://127.0.0.1:3000'),
     );
     expect(() => loadToolConfig({}, ['WEBHOOK_SECRET'])).toThrow(/^WEBHOOK_SECRET: required: /);
+    let error: unknown;
+    try {
+      loadToolConfig({}, ['GITEA_URL']);
+    } catch (e) {
+      error = e;
+    }
+    expect((error as ToolError).exitCode).toBe(EXIT_USAGE);
   });
 });
 
@@ -51,5 +58,35 @@ describe('parseArgs', () => {
     expect(() => parseArgs(program(), [], io)).toThrow(new ToolError("required option '--url <url>' not specified"));
     expect(() => parseArgs(program(), ['--url', 'x', 'extra'], io)).toThrow(/^too many arguments/);
     expect(io.err()).toBe('');
+  });
+});
+
+describe('exit codes', () => {
+  const exitCodeOf = (body: () => unknown) =>
+    runTool('t', captureIO(), async () => {
+      await body();
+    });
+
+  it('2 for a usage error: commander’s, or any ToolError a tool’s argument parser throws', async () => {
+    const program = () => new Command('t').requiredOption('--url <url>', 'where');
+    expect(await exitCodeOf(() => parseArgs(program(), [], captureIO()))).toBe(2);
+    expect(await exitCodeOf(() => parseUsage(() => parseArgs(program(), ['--bogus'], captureIO())))).toBe(2);
+    expect(
+      await exitCodeOf(() =>
+        parseUsage(() => {
+          throw new ToolError('give --repo owner/repo');
+        }),
+      ),
+    ).toBe(2);
+  });
+
+  it('1 for a failure of the work; other errors pass through parseUsage unchanged', async () => {
+    expect(await exitCodeOf(() => Promise.reject(new ToolError('nothing matched')))).toBe(1);
+    const bug = new TypeError('x is undefined');
+    expect(() =>
+      parseUsage(() => {
+        throw bug;
+      }),
+    ).toThrow(bug);
   });
 });

@@ -143,7 +143,7 @@ describe('logs: the command', () => {
 
   it('reads stdin, prints the timeline and the summary with the skipped count, exit 0', async () => {
     const io = captureIO(text(LIFE, ['not json']).join('\n') + '\n');
-    const code = await logsMain(['--delivery', D1], io);
+    const code = await logsMain(['--delivery', D1], {}, io);
     expect(code).toBe(0);
     const out = io.out().trimEnd().split('\n');
     expect(out).toHaveLength(6);
@@ -152,27 +152,27 @@ describe('logs: the command', () => {
     expect(io.err()).toBe('');
   });
 
-  it('reads --file', async () => {
+  it('reads --from FILE', async () => {
     const file = path.join(dir, 'service.log');
     fs.writeFileSync(file, text(LIFE).join('\n'));
     const io = captureIO();
-    expect(await logsMain(['--issue', 'acme/other#1', '--file', file], io)).toBe(0);
+    expect(await logsMain(['--issue', 'acme/other#1', '--from', file], {}, io)).toBe(0);
     expect(io.out()).toContain('10:00:00.020 info  journaled  delivery=' + D2);
     expect(io.out()).not.toContain(D1);
   });
 
-  it('fails with one line when nothing matches, the file is missing, or the arguments are wrong', async () => {
-    const cases: [string[], string, RegExp][] = [
-      [['--delivery', 'nope'], text(LIFE).join('\n'), /^logs: no line of delivery nope among 6 JSON lines from stdin\n$/],
-      [['--file', path.join(dir, 'missing.log')], '', /^logs: cannot read .*missing\.log: ENOENT\n$/],
-      [['--issue', 'widgets#1'], '', /^logs: --issue must be owner\/repo#number, got "widgets#1"\n$/],
-      [['--delivery', D1, '--issue', 'a/b#1'], '', /^logs: give --delivery or --issue, not both\n$/],
-      [['--frobnicate'], '', /^logs: unknown option '--frobnicate'\n$/],
-      [[], 'garbage\n', /^logs: no JSON log line in stdin \(1 non-JSON line skipped\)\n$/],
+  it('fails with one line when nothing matches or the file is missing (exit 1), or the arguments are wrong (exit 2)', async () => {
+    const cases: [string[], string, RegExp, number][] = [
+      [['--delivery', 'nope'], text(LIFE).join('\n'), /^logs: no line of delivery nope among 6 JSON lines from stdin\n$/, 1],
+      [['--from', path.join(dir, 'missing.log')], '', /^logs: cannot read .*missing\.log: ENOENT\n$/, 1],
+      [['--issue', 'widgets#1'], '', /^logs: --issue must be owner\/repo#number, got "widgets#1"\n$/, 2],
+      [['--delivery', D1, '--issue', 'a/b#1'], '', /^logs: give --delivery or --issue, not both\n$/, 2],
+      [['--frobnicate'], '', /^logs: unknown option '--frobnicate'\n$/, 2],
+      [[], 'garbage\n', /^logs: no JSON log line in stdin \(1 non-JSON line skipped\)\n$/, 1],
     ];
-    for (const [argv, stdin, expected] of cases) {
+    for (const [argv, stdin, expected, code] of cases) {
       const io = captureIO(stdin);
-      expect(await logsMain(argv, io)).toBe(1);
+      expect(await logsMain(argv, {}, io)).toBe(code);
       expect(io.err()).toMatch(expected);
       expect(io.out()).toBe('');
     }
@@ -181,13 +181,13 @@ describe('logs: the command', () => {
   it('refuses to wait on a terminal', async () => {
     const io = captureIO('');
     (io.stdin as { isTTY?: boolean }).isTTY = true;
-    expect(await logsMain([], io)).toBe(1);
-    expect(io.err()).toBe('logs: no input: give --file PATH or pipe the log into stdin\n');
+    expect(await logsMain([], {}, io)).toBe(2);
+    expect(io.err()).toBe('logs: no input: give --from FILE or pipe the log into stdin\n');
   });
 
   it('prints its help on stdout and exits 0', async () => {
     const io = captureIO();
-    expect(await logsMain(['--help'], io)).toBe(0);
+    expect(await logsMain(['--help'], {}, io)).toBe(0);
     expect(io.out()).toContain('--delivery <id>');
     expect(io.err()).toBe('');
   });
