@@ -201,9 +201,11 @@ export class TriageEvaluator implements Evaluator {
   /**
    * Learns who changed which label since the last evaluation. A person's `label_updated` carries the
    * issue's full label set (no diff): diff it against the last known set, keeping only what is still
-   * true now (a stale snapshot must not blame a person for the bot's later write). Then any label the
-   * service or a command owned that is gone now, and that the service did not remove, was removed by
-   * a person (the sender of a label delivery of this item that lacks it, else unknown).
+   * true now (a stale snapshot must not blame a person for the bot's later write). A `label_cleared`
+   * lists what the person removed. Then any label the service or a command owned, or that the last
+   * known set had, that is gone now and that the service did not remove, was removed by a person (the
+   * sender of a label delivery of this item that lacks it, else unknown — made theirs when their
+   * delivery comes later: the issue sidebar sends one `label_updated` per label, out of order).
    */
   private bookkeeping(full: string, number: number, item: WorkItem, issue: GiteaIssue, bot: string | undefined, log: Logger): void {
     const now = new Set(issue.labels.map((l) => l.name));
@@ -214,6 +216,7 @@ export class TriageEvaluator implements Evaluator {
       if (now.has(change.label) === (change.action === 'added')) this.store.record(full, number, [change], meta);
     }
     if (interrupted.length > 0) this.store.clearPending(full, number);
+    const knownAtStart = this.store.known(full, number);
     const owned = this.store.owned(full, number);
     const ruleOwned = new Set(owned.filter((o) => o.kind === 'rule').map((o) => o.label));
     const changes: LabelChange[] = [];
@@ -237,6 +240,7 @@ export class TriageEvaluator implements Evaluator {
         continue;
       }
       personLabelDeliveries.push({ delivery, labels });
+      this.attributeUnknownRemovals(full, number, delivery, labels, now, knownAtStart?.updatedAt);
       const known = this.store.known(full, number);
       if (known && known.updatedAt && delivery.updatedAt && Date.parse(delivery.updatedAt) < Date.parse(known.updatedAt)) {
         log.debug('label set older than the known one: not diffed', { delivery: delivery.id, repo: full, number });
@@ -259,16 +263,7 @@ export class TriageEvaluator implements Evaluator {
       this.store.setKnown(full, number, labels, delivery.updatedAt);
     }
 
-    for (const o of owned) {
-      if (now.has(o.label) || seen.has(o.label)) continue;
-      const by = personLabelDeliveries.findLast((d) => !d.labels.includes(o.label));
-      changes.push({
-        label: o.label,
-        action: 'removed',
-        kind: by ? 'person' : 'unknown',
-        user: by?.delivery.sender ?? null,
-      });
-    }
+    changes.push(...this.goneUnexplained(item, { now, seen, owned, knownAtStart, interrupted, personLabelDeliveries }));
 
     if (changes.length > 0) {
       this.store.record(full, number, changes, { delivery: item.newest.id });
@@ -282,6 +277,47 @@ export class TriageEvaluator implements Evaluator {
       }
     }
     this.store.setKnown(full, number, [...now], issue.updated_at);
+  }
+
+  /**
+   * Labels gone now that this item's diffs do not explain: an owned one, or one the last known set had
+   * (its delivery may come later: one `label_updated` per label, out of order). Removed by the sender of a
+   * label delivery of this item that lacks it, else by an unknown hand. Only a known set recorded before
+   * this item's last delivery came in says what the issue had then (one recorded later already took these
+   * deliveries in, e.g. `replay --local` observing the bot's echo first).
+   */
+  private goneUnexplained(
+    item: WorkItem,
+    seenNow: {
+      now: Set<string>;
+      seen: Set<string>;
+      owned: { label: string }[];
+      knownAtStart: { labels: string[]; recordedAt: number } | undefined;
+      interrupted: { change: LabelChange }[];
+      personLabelDeliveries: { delivery: DeliveryInput; labels: string[] }[];
+    },
+  ): LabelChange[] {
+    const { now, seen, owned, knownAtStart, interrupted, personLabelDeliveries } = seenNow;
+    const writes = new Set(interrupted.map((i) => i.change.label));
+    const lastIn = Math.max(...item.deliveries.map((d) => d.receivedAt));
+    const known = knownAtStart && knownAtStart.recordedAt <= lastIn ? knownAtStart.labels : [];
+    const out: LabelChange[] = [];
+    for (const label of new Set([...owned.map((o) => o.label), ...known])) {
+      if (now.has(label) || seen.has(label) || writes.has(label)) continue;
+      const by = personLabelDeliveries.findLast((d) => !d.labels.includes(label));
+      out.push({ label, action: 'removed', kind: by ? 'person' : 'unknown', user: by?.delivery.sender ?? null });
+    }
+    return out;
+  }
+
+  /**
+   * A removal recorded as `unknown` (the issue was read without the label before the person's delivery
+   * came) belongs to the sender of a person's label set that lacks it and is no newer than that read.
+   */
+  private attributeUnknownRemovals(full: string, number: number, delivery: DeliveryInput, labels: string[], now: Set<string>, readAt: string | null | undefined): void {
+    if (!delivery.sender || !readAt || !delivery.updatedAt || Date.parse(delivery.updatedAt) > Date.parse(readAt)) return;
+    const explained = this.store.unknownRemovals(full, number).filter((l) => !labels.includes(l) && !now.has(l));
+    this.store.attributeRemovals(full, number, explained, delivery.sender, delivery.id);
   }
 
   /** `/label` commands of the item's new or edited comments, checked against the commenter's permission. */

@@ -124,6 +124,7 @@ describe('a files: rule on Gitea 1.22.2 sees the old name of a rename', () => {
         sim.addOrg('acme');
         sim.addUser('alice');
         seedTriagedRepo(sim, 'acme', 'widgets', "labels:\n  area/docs:\n    files: ['docs/**']\n");
+        seedTriagedRepo(sim, 'acme', 'classic');
       },
     });
   });
@@ -135,6 +136,28 @@ describe('a files: rule on Gitea 1.22.2 sees the old name of a rename', () => {
     const n = h.sim.openPull('acme', 'widgets', { user: 'alice', title: 'Move the intro', files: [FILES[0]!] });
     await h.settle();
     expect(h.sim.issueLabels('acme', 'widgets', n)).toEqual(['area/docs']);
+  });
+
+  it('1.22 sidebar writes (label-id order, attach and detach interleaved, one updated_at, out of order): exactly the removals made', async () => {
+    const n = h.sim.openIssue('acme', 'classic', { user: 'alice', title: 'Crash on load', body: '### What happened\nIt crashes.\n' });
+    await h.settle();
+    expect(h.sim.issueLabels('acme', 'classic', n)).toEqual(['kind/bug', 'needs-info']);
+    h.sim.setClock(Date.now());
+    h.sim.holdDeliveries();
+    // By label id: detach kind/bug, attach kind/feature, attach area/ui, detach needs-info.
+    h.sim.setLabelsInSidebar('acme', 'classic', n, 'bob', ['kind/feature', 'area/ui']);
+    h.sim.setClock(undefined);
+    await h.sim.releaseDeliveries('reverse');
+    await h.settle();
+    h.sim.editIssue('acme', 'classic', n, { title: 'Crash on load, a bug' }, 'alice');
+    await h.settle();
+    expect(h.sim.issueLabels('acme', 'classic', n)).toEqual(['area/ui', 'kind/feature']);
+    const events = h.store
+      .events('acme/classic', n)
+      .filter((e) => e.kind !== 'rule')
+      .map((e) => `${e.action} ${e.label} ${e.kind} ${e.user ?? '-'}`)
+      .sort();
+    expect(events).toEqual(['added area/ui person bob', 'added kind/feature person bob', 'removed kind/bug person bob', 'removed needs-info person bob']);
   });
 
   it('1.22 sends additions/deletions/changed_files as 0 when the head repository is gone; the files still decide', async () => {
