@@ -46,6 +46,8 @@ export class Deliverer {
   constructor(
     webhook: SimWebhookTarget | undefined,
     private readonly hooks: Map<number, SimHook>,
+    /** Send Forgejo's header set. */
+    private readonly forgejo = false,
   ) {
     this.webhook = webhook;
   }
@@ -59,7 +61,7 @@ export class Deliverer {
     const sender = (payload.sender as { login?: string } | undefined)?.login;
     const action = typeof payload.action === 'string' ? payload.action : undefined;
     for (const t of this.targets(repo, type, branch)) {
-      const delivery = makeDelivery(event, type, payload, t.options);
+      const delivery = makeDelivery(event, type, payload, this.forgejo ? { ...t.options, forgejo: true } : t.options);
       const record: SimDeliveryRecord = {
         id: delivery.headers['X-Gitea-Delivery'] as string,
         event,

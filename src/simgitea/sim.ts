@@ -35,6 +35,11 @@ export interface SimGiteaOptions {
   log?: Logger;
   /** Seed for latency jitter and fault injection, so runs replay exactly. */
   seed?: number;
+  /**
+   * Play Forgejo: deliveries carry Forgejo's headers (`X-Forgejo-*` besides Gitea's), and `version`
+   * defaults to `8.0.2+gitea-1.22.0` (Forgejo's `GET /version`: its own version, then the Gitea API level).
+   */
+  forgejo?: boolean;
 }
 
 /**
@@ -56,6 +61,8 @@ export class SimGitea {
   readonly token: string;
   readonly botLogin: string;
   readonly version: string;
+  /** Plays Forgejo (see `SimGiteaOptions.forgejo`). */
+  readonly forgejo: boolean;
   /** Every delivery sent (or being sent), in the order they were created. */
   readonly deliveries: SimDeliveryRecord[];
 
@@ -68,9 +75,10 @@ export class SimGitea {
     this.url = url;
     this.token = options.token ?? 'sim-bot-token';
     this.botLogin = options.botLogin ?? 'triage-bot';
-    this.version = options.version ?? '1.25.4';
+    this.forgejo = options.forgejo ?? false;
+    this.version = options.version ?? (options.forgejo ? '8.0.2+gitea-1.22.0' : '1.25.4');
     const hooks = new Map();
-    this.deliverer = new Deliverer(options.webhook, hooks);
+    this.deliverer = new Deliverer(options.webhook, hooks, options.forgejo ?? false);
     this.deliveries = this.deliverer.records;
     this.state = new SimState(url, this.version, this.botLogin, this.token, options.botIsAdmin ?? true, hooks, (repo, type, payload, branch) =>
       this.deliverer.emit(repo, type, payload, branch),
@@ -141,7 +149,7 @@ export class SimGitea {
 
   /** A signed delivery as Gitea would send it, without sending it (secret: the configured webhook's by default). */
   makeDelivery(event: string, type: string, payload: unknown, options: DeliveryOptions = {}): Delivery {
-    return makeDelivery(event, type, payload, { secret: this.deliverer.webhook?.secret, ...options });
+    return makeDelivery(event, type, payload, { secret: this.deliverer.webhook?.secret, ...(this.forgejo ? { forgejo: true } : {}), ...options });
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -170,3 +170,44 @@ describe('a files: rule on Gitea 1.22.2 sees the old name of a rename', () => {
     expect(h.sim.issueLabels('acme', 'widgets', n)).toEqual(['area/docs']);
   });
 });
+
+describe('Forgejo (v7.0.0 … v8.0.2: services/webhook/shared/payloader.go AddDefaultHeaders)', () => {
+  let h: TriageHarness;
+  beforeAll(async () => {
+    h = await startTriage({
+      sim: { forgejo: true },
+      seed: (sim) => {
+        sim.addOrg('acme');
+        sim.addUser('alice');
+        seedTriagedRepo(sim, 'acme', 'widgets');
+      },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('triages what Forgejo sends: X-Forgejo-* headers beside Gitea’s, the same events and signature', async () => {
+    expect(h.sim.version).toBe('8.0.2+gitea-1.22.0');
+    const n = h.sim.openIssue('acme', 'widgets', { user: 'alice', title: 'Crash on start', body: '### What happened\nBoom\n\n### Steps to reproduce\n1\n\n### Version\n8\n' });
+    await h.settle();
+    expect(h.sim.issueLabels('acme', 'widgets', n)).toEqual(['kind/bug']);
+    expect(h.sim.deliveries.filter((d) => d.status !== 202)).toEqual([]);
+  });
+
+  it('accepts a delivery that carries only the X-Forgejo-* names, and refuses a wrong X-Forgejo-Signature', async () => {
+    const n = h.sim.addIssue('acme', 'widgets', { user: 'alice', title: 'Another crash' });
+    const payload = { action: 'opened', number: n, issue: h.sim.issue('acme', 'widgets', n), repository: { full_name: 'acme/widgets', name: 'widgets', owner: { login: 'acme' } }, sender: { login: 'alice' } };
+    const full = h.sim.makeDelivery('issues', 'issues', payload);
+    expect(Object.keys(full.headers).filter((k) => k.startsWith('X-Forgejo-'))).toEqual(['X-Forgejo-Delivery', 'X-Forgejo-Event', 'X-Forgejo-Event-Type', 'X-Forgejo-Signature']);
+    expect(full.headers['X-Gitea-Hook-Installation-Target-Type']).toBeUndefined();
+    const only = (headers: Record<string, string>) =>
+      Object.fromEntries(Object.entries(headers).filter(([k]) => k.startsWith('X-Forgejo-') || k === 'Content-Type' || k === 'Content-Length'));
+    expect(await h.deliver({ headers: only(full.headers), body: full.body })).toBe(202);
+    await h.settle();
+    expect(h.sim.issueLabels('acme', 'widgets', n)).toEqual(['kind/bug']);
+
+    const forged = h.sim.makeDelivery('issues', 'issues', payload, { secret: 'not-the-secret' });
+    expect(await h.deliver({ headers: only(forged.headers), body: forged.body })).toBe(401);
+  });
+});
