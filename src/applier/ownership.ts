@@ -222,6 +222,17 @@ export class OwnershipStore {
         'SELECT change, config_version, delivery FROM triage_label_pending WHERE repo = ? AND number = ?',
       ),
       clearPending: db.prepare('DELETE FROM triage_label_pending WHERE repo = ? AND number = ?'),
+      unknownRemoved: db.prepare<[string, number], { label: string }>(
+        "SELECT label FROM triage_label_removed WHERE repo = ? AND number = ? AND kind = 'unknown' ORDER BY label",
+      ),
+      attributeRemoved: db.prepare(
+        `UPDATE triage_label_removed SET kind = 'person', user = @user, delivery = @delivery
+         WHERE repo = @repo AND number = @number AND label = @label AND kind = 'unknown'`,
+      ),
+      attributeEvent: db.prepare(
+        `UPDATE triage_label_event SET kind = 'person', user = @user
+         WHERE kind = 'unknown' AND seq = (SELECT max(seq) FROM triage_label_event WHERE repo = @repo AND number = @number AND label = @label AND action = 'removed')`,
+      ),
     };
     this.insertPending = db.transaction((repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta) => {
       for (const c of changes) {
@@ -323,6 +334,26 @@ export class OwnershipStore {
   record(repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta): void {
     if (changes.length === 0) return;
     this.deferred(() => this.applyChanges(repo.toLowerCase(), number, changes, meta));
+  }
+
+  /** Labels whose removal was recorded without knowing who made it (`unknown`). */
+  unknownRemovals(repo: string, number: number): string[] {
+    return this.stmt.unknownRemoved.all(repo.toLowerCase(), number).map((r) => r.label);
+  }
+
+  /**
+   * A removal recorded as `unknown` is explained by a person's label delivery that came later: the
+   * removal (and its event) becomes that person's. One removal, not a second one.
+   */
+  attributeRemovals(repo: string, number: number, labels: readonly string[], user: string, delivery: string | null): void {
+    if (labels.length === 0) return;
+    const key = repo.toLowerCase();
+    this.deferred(() => {
+      for (const label of labels) {
+        const row = { repo: key, number, label, user, delivery };
+        if (this.stmt.attributeRemoved.run(row).changes > 0) this.stmt.attributeEvent.run(row);
+      }
+    });
   }
 
   /** The label event log of one issue, oldest first. */

@@ -18,23 +18,21 @@ export interface BookkeepingInput {
  * Learns who changed which label since the last evaluation, and records it in the ownership store.
  * A person's `label_updated` carries the issue's full label set (no diff): diff it against the last
  * known set, keeping only what is still true now (a stale snapshot must not blame a person for the
- * bot's later write). Then any label the service or a command owned that is gone now, and that the
- * service did not remove, was removed by a person (the sender of a label delivery of this item that
- * lacks it, else unknown).
+ * bot's later write). A `label_cleared` lists what the person removed. Then any label the service or
+ * a command owned, or that the last known set had, that is gone now and that the service did not
+ * remove, was removed by a person (the sender of a label delivery of this item that lacks it, else
+ * unknown — made theirs when their delivery comes later: the issue sidebar sends one `label_updated`
+ * per label, out of order).
  */
 export function learnLabelChanges(store: OwnershipStore, input: BookkeepingInput, log: Logger): void {
   const { repo, number } = input;
   const now = new Set(input.labelsNow);
-  settleInterruptedWrites(store, repo, number, now);
+  const interrupted = settleInterruptedWrites(store, repo, number, now);
+  const knownAtStart = store.known(repo, number);
   const owned = store.owned(repo, number);
   const ruleOwned = new Set(owned.filter((o) => o.kind === 'rule').map((o) => o.label));
-  const { changes, seen, personLabelDeliveries } = diffPersonDeliveries(store, input, now, ruleOwned, log);
-
-  for (const o of owned) {
-    if (now.has(o.label) || seen.has(o.label)) continue;
-    const by = personLabelDeliveries.findLast((d) => !d.labels.includes(o.label));
-    changes.push({ label: o.label, action: 'removed', kind: by ? 'person' : 'unknown', user: by?.delivery.sender ?? null });
-  }
+  const { changes, seen, personLabelDeliveries } = diffPersonDeliveries(store, input, now, ruleOwned, knownAtStart?.updatedAt, log);
+  changes.push(...goneUnexplained(input.item, { now, seen, owned, knownAtStart, interrupted, personLabelDeliveries }));
 
   if (changes.length > 0) {
     store.record(repo, number, changes, { delivery: input.item.newest.id });
@@ -54,12 +52,61 @@ export function learnLabelChanges(store: OwnershipStore, input: BookkeepingInput
  * Writes sent just before a crash, their answer never recorded: an addition on the issue now (a
  * removal off it) was applied by Gitea, for the bot or the command's author, not by a person.
  */
-function settleInterruptedWrites(store: OwnershipStore, repo: string, number: number, now: ReadonlySet<string>): void {
+function settleInterruptedWrites(store: OwnershipStore, repo: string, number: number, now: ReadonlySet<string>): { change: LabelChange }[] {
   const interrupted = store.pending(repo, number);
   for (const { change, meta } of interrupted) {
     if (now.has(change.label) === (change.action === 'added')) store.record(repo, number, [change], meta);
   }
   if (interrupted.length > 0) store.clearPending(repo, number);
+  return interrupted;
+}
+
+/**
+ * Labels gone now that this item's diffs do not explain: an owned one, or one the last known set had
+ * (its delivery may come later: one `label_updated` per label, out of order). Removed by the sender of a
+ * label delivery of this item that lacks it, else by an unknown hand. Only a known set recorded before
+ * this item's last delivery came in says what the issue had then (one recorded later already took these
+ * deliveries in, e.g. `replay --local` observing the bot's echo first).
+ */
+function goneUnexplained(
+  item: WorkItem,
+  seenNow: {
+    now: ReadonlySet<string>;
+    seen: ReadonlySet<string>;
+    owned: readonly { label: string }[];
+    knownAtStart: { labels: string[]; recordedAt: number } | undefined;
+    interrupted: readonly { change: LabelChange }[];
+    personLabelDeliveries: readonly { delivery: DeliveryInput; labels: string[] }[];
+  },
+): LabelChange[] {
+  const { now, seen, owned, knownAtStart, interrupted, personLabelDeliveries } = seenNow;
+  const writes = new Set(interrupted.map((i) => i.change.label));
+  const lastIn = Math.max(...item.deliveries.map((d) => d.receivedAt));
+  const known = knownAtStart && knownAtStart.recordedAt <= lastIn ? knownAtStart.labels : [];
+  const out: LabelChange[] = [];
+  for (const label of new Set([...owned.map((o) => o.label), ...known])) {
+    if (now.has(label) || seen.has(label) || writes.has(label)) continue;
+    const by = personLabelDeliveries.findLast((d) => !d.labels.includes(label));
+    out.push({ label, action: 'removed', kind: by ? 'person' : 'unknown', user: by?.delivery.sender ?? null });
+  }
+  return out;
+}
+
+/**
+ * A removal recorded as `unknown` (the issue was read without the label before the person's delivery
+ * came) belongs to the sender of a person's label set that lacks it and is no newer than that read.
+ */
+function attributeUnknownRemovals(
+  store: OwnershipStore,
+  at: { repo: string; number: number },
+  delivery: DeliveryInput,
+  labels: readonly string[],
+  now: ReadonlySet<string>,
+  readAt: string | null | undefined,
+): void {
+  if (!delivery.sender || !readAt || !delivery.updatedAt || Date.parse(delivery.updatedAt) > Date.parse(readAt)) return;
+  const explained = store.unknownRemovals(at.repo, at.number).filter((l) => !labels.includes(l) && !now.has(l));
+  store.attributeRemovals(at.repo, at.number, explained, delivery.sender, delivery.id);
 }
 
 /** The changes people made, from the full label sets of their `label_updated` deliveries in this item. */
@@ -68,6 +115,7 @@ function diffPersonDeliveries(
   input: BookkeepingInput,
   now: ReadonlySet<string>,
   ruleOwned: ReadonlySet<string>,
+  readAt: string | null | undefined,
   log: Logger,
 ): { changes: LabelChange[]; seen: Set<string>; personLabelDeliveries: { delivery: DeliveryInput; labels: string[] }[] } {
   const { repo, number } = input;
@@ -91,6 +139,7 @@ function diffPersonDeliveries(
       continue;
     }
     personLabelDeliveries.push({ delivery, labels });
+    attributeUnknownRemovals(store, { repo, number }, delivery, labels, now, readAt);
     const known = store.known(repo, number);
     if (known && known.updatedAt && delivery.updatedAt && Date.parse(delivery.updatedAt) < Date.parse(known.updatedAt)) {
       log.debug('label set older than the known one: not diffed', { delivery: delivery.id, repo, number });

@@ -28,6 +28,12 @@ export interface GiteaHeaderInput {
   targetType?: string;
   form?: boolean;
   userAgent?: string;
+  /**
+   * Forgejo's set instead (services/webhook/shared/payloader.go AddDefaultHeaders, Forgejo v7.0.0 … v8.0.2):
+   * `X-Forgejo-Delivery`/`-Event`/`-Event-Type`/`-Signature` first, then the same Gitea, Gogs, Hub and
+   * GitHub headers, and no `…-Hook-Installation-Target-Type`.
+   */
+  forgejo?: boolean;
 }
 
 /**
@@ -41,6 +47,29 @@ export function giteaDeliveryHeaders(input: GiteaHeaderInput): Record<string, st
   const sha256 = secret ? signPayload(secret, json) : '';
   const sha1 = secret ? createHmac('sha1', secret).update(json).digest('hex') : '';
   const target = input.targetType ?? 'repository';
+  if (input.forgejo) {
+    return {
+      'Content-Type': input.form ? 'application/x-www-form-urlencoded' : 'application/json',
+      'X-Forgejo-Delivery': id,
+      'X-Forgejo-Event': event,
+      'X-Forgejo-Event-Type': type,
+      'X-Forgejo-Signature': sha256,
+      'X-Gitea-Delivery': id,
+      'X-Gitea-Event': event,
+      'X-Gitea-Event-Type': type,
+      'X-Gitea-Signature': sha256,
+      'X-Gogs-Delivery': id,
+      'X-Gogs-Event': event,
+      'X-Gogs-Event-Type': type,
+      'X-Gogs-Signature': sha256,
+      'X-Hub-Signature': `sha1=${sha1}`,
+      'X-Hub-Signature-256': `sha256=${sha256}`,
+      'X-GitHub-Delivery': id,
+      'X-GitHub-Event': event,
+      'X-GitHub-Event-Type': type,
+      'User-Agent': input.userAgent ?? 'Go-http-client/1.1',
+    };
+  }
   return {
     'Content-Type': input.form ? 'application/x-www-form-urlencoded' : 'application/json',
     'X-Gitea-Delivery': id,

@@ -39,11 +39,15 @@ export class Deliverer {
   /** A hook that receives every event of every repository (like a system webhook). */
   webhook: SimWebhookTarget | undefined;
   private readonly pending = new Set<Promise<void>>();
+  /** While set, deliveries are queued here instead of sent (see `hold`/`release`). */
+  private held: ((() => Promise<void>) | undefined)[] | undefined;
   private readonly agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
 
   constructor(
     webhook: SimWebhookTarget | undefined,
     private readonly hooks: Map<number, SimHook>,
+    /** Send Forgejo's header set. */
+    private readonly forgejo = false,
   ) {
     this.webhook = webhook;
   }
@@ -57,7 +61,7 @@ export class Deliverer {
     const sender = (payload.sender as { login?: string } | undefined)?.login;
     const action = typeof payload.action === 'string' ? payload.action : undefined;
     for (const t of this.targets(repo, type, branch)) {
-      const delivery = makeDelivery(event, type, payload, t.options);
+      const delivery = makeDelivery(event, type, payload, this.forgejo ? { ...t.options, forgejo: true } : t.options);
       const record: SimDeliveryRecord = {
         id: delivery.headers['X-Gitea-Delivery'] as string,
         event,
@@ -67,15 +71,44 @@ export class Deliverer {
         ...(sender ? { sender } : {}),
       };
       this.records.push(record);
-      const sent = new Promise<void>((resolve) => setImmediate(resolve))
-        .then(() => sendDelivery(t.url, delivery, this.agents, t.headers, undefined, t.method))
-        .then((outcome) => {
+      const send = (): Promise<void> =>
+        sendDelivery(t.url, delivery, this.agents, t.headers, undefined, t.method).then((outcome) => {
           if (outcome.status !== undefined) record.status = outcome.status;
           if (outcome.error !== undefined) record.error = outcome.error;
         });
-      this.pending.add(sent);
-      void sent.finally(() => this.pending.delete(sent));
+      if (this.held) this.held.push(send);
+      else this.track(new Promise<void>((resolve) => setImmediate(resolve)).then(send));
     }
+  }
+
+  /** Queue deliveries instead of sending them, until `release` (to replay Gitea's out-of-order arrivals). */
+  hold(): void {
+    this.held ??= [];
+  }
+
+  /**
+   * Sends held deliveries one after the other (each answered before the next): all of them, in creation
+   * or reverse order (holding ends), or those at the given indexes of the held list (the rest stay held).
+   */
+  release(order: 'created' | 'reverse' | number[] = 'created'): Promise<void> {
+    const held = this.held ?? [];
+    let sequence: (() => Promise<void>)[];
+    if (Array.isArray(order)) {
+      sequence = order.map((i) => held[i]).filter((f): f is () => Promise<void> => f !== undefined);
+      for (const i of order) held[i] = undefined;
+    } else {
+      this.held = undefined;
+      const rest = held.filter((f): f is () => Promise<void> => f !== undefined);
+      sequence = order === 'reverse' ? rest.reverse() : rest;
+    }
+    const all = sequence.reduce((prev, send) => prev.then(send), Promise.resolve());
+    this.track(all);
+    return all;
+  }
+
+  private track(sent: Promise<void>): void {
+    this.pending.add(sent);
+    void sent.finally(() => this.pending.delete(sent));
   }
 
   /** Resolves once every delivery created so far has been answered (or has failed). */

@@ -68,7 +68,7 @@ function createHook(state: SimState, c: RequestContext, kind: Kind): Reply {
   const contentType = config.content_type;
   if (contentType !== 'json' && contentType !== 'form') throw new HttpError(422, 'Invalid content type');
   const events = Array.isArray(form.events) && form.events.length > 0 ? form.events.map(String) : ['push'];
-  const now = goTime(Date.now());
+  const now = goTime(state.now());
   const hook: SimHook = {
     id: ++state.ids.hook,
     ...(kind === 'repo' ? { repoId: owner.id } : { orgId: owner.id }),
@@ -112,6 +112,6 @@ function editHook(state: SimState, c: RequestContext, kind: Kind): Reply {
   hook.branchFilter = typeof form.branch_filter === 'string' ? form.branch_filter : '';
   hook.authorizationHeader = typeof form.authorization_header === 'string' ? form.authorization_header : '';
   if (typeof form.active === 'boolean') hook.active = form.active;
-  hook.updated = goTime(Date.now());
+  hook.updated = goTime(state.now());
   return { status: 200, body: hookJson(hook) };
 }

@@ -97,7 +97,7 @@ function listIssues(state: SimState, c: RequestContext): Reply {
 
 /** A comment on an issue or pull request, and its `issue_comment`/`pull_request_comment` delivery. */
 export function addComment(state: SimState, repo: SimRepo, issue: SimIssue, user: SimUser, body: string): SimComment {
-  const now = goTime(Date.now());
+  const now = goTime(state.now());
   const cm: SimComment = { id: ++state.ids.comment, user, body, created: now, updated: now };
   issue.comments.push(cm);
   state.touch(repo, issue);

@@ -134,6 +134,26 @@ export function replaceLabels(state: SimState, repo: SimRepo, issue: SimIssue, l
 }
 
 /**
+ * The issue sidebar's label picker, one request per label (routers/web/repo/issue_label.go
+ * UpdateIssueLabel, `attach`/`detach`), each followed by its own `label_updated` carrying the set at that
+ * moment — several within one second share `updated_at`. 1.22 (web_src/js/features/repo-legacy.js
+ * initListSubmits) sends them in label-id order, attaching and detaching interleaved; 1.23+
+ * (web_src/js/features/repo-issue-sidebar-combolist.ts updateToBackend) detaches first, then attaches.
+ */
+export function sidebarSetLabels(state: SimState, repo: SimRepo, issue: SimIssue, sender: SimUser, wanted: SimLabel[]): void {
+  const want = new Set(wanted.map((l) => l.id));
+  const detach = [...issue.labelIds].filter((id) => !want.has(id)).map((id) => ({ id, attach: false }));
+  const attach = [...want].filter((id) => !issue.labelIds.has(id)).map((id) => ({ id, attach: true }));
+  const steps = state.atLeast([1, 23]) ? [...detach, ...attach] : [...detach, ...attach].sort((a, b) => a.id - b.id);
+  for (const step of steps) {
+    const label = state.labels.get(step.id) as SimLabel;
+    if (step.attach) addLabels(state, repo, issue, [label]);
+    else if (issue.labelIds.delete(label.id)) state.touch(repo, issue);
+    emitLabelUpdated(state, repo, issue, sender);
+  }
+}
+
+/**
  * services/issue/label.go ClearLabels (the API's `DELETE …/issues/{index}/labels` and the issue list's
  * "clear labels"): models/issues/issue_label.go clearIssueLabels deletes the rows but leaves `issue.Labels`
  * loaded, so the `label_cleared` delivery (services/webhook/notifier.go IssueClearLabels) lists the labels

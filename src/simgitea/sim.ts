@@ -4,7 +4,7 @@ import type { GiteaIssue, GiteaLabel } from '../gitea/types.js';
 import { Deliverer, type SimDeliveryRecord, type SimWebhookTarget } from './deliveries.js';
 import { registerHookRoutes } from './hooks.js';
 import { addComment, registerIssueRoutes } from './issues.js';
-import { clearLabels, emitLabelUpdated, registerLabelRoutes, replaceLabels } from './labels.js';
+import { clearLabels, emitLabelUpdated, registerLabelRoutes, replaceLabels, sidebarSetLabels } from './labels.js';
 import { goTime, type SimRepo } from './model.js';
 import { mulberry32 } from './prng.js';
 import { registerPullRoutes } from './pulls.js';
@@ -35,6 +35,11 @@ export interface SimGiteaOptions {
   log?: Logger;
   /** Seed for latency jitter and fault injection, so runs replay exactly. */
   seed?: number;
+  /**
+   * Play Forgejo: deliveries carry Forgejo's headers (`X-Forgejo-*` besides Gitea's), and `version`
+   * defaults to `8.0.2+gitea-1.22.0` (Forgejo's `GET /version`: its own version, then the Gitea API level).
+   */
+  forgejo?: boolean;
 }
 
 /**
@@ -56,6 +61,8 @@ export class SimGitea {
   readonly token: string;
   readonly botLogin: string;
   readonly version: string;
+  /** Plays Forgejo (see `SimGiteaOptions.forgejo`). */
+  readonly forgejo: boolean;
   /** Every delivery sent (or being sent), in the order they were created. */
   readonly deliveries: SimDeliveryRecord[];
 
@@ -68,9 +75,10 @@ export class SimGitea {
     this.url = url;
     this.token = options.token ?? 'sim-bot-token';
     this.botLogin = options.botLogin ?? 'triage-bot';
-    this.version = options.version ?? '1.25.4';
+    this.forgejo = options.forgejo ?? false;
+    this.version = options.version ?? (options.forgejo ? '8.0.2+gitea-1.22.0' : '1.25.4');
     const hooks = new Map();
-    this.deliverer = new Deliverer(options.webhook, hooks);
+    this.deliverer = new Deliverer(options.webhook, hooks, options.forgejo ?? false);
     this.deliveries = this.deliverer.records;
     this.state = new SimState(url, this.version, this.botLogin, this.token, options.botIsAdmin ?? true, hooks, (repo, type, payload, branch) =>
       this.deliverer.emit(repo, type, payload, branch),
@@ -115,6 +123,11 @@ export class SimGitea {
     this.state.botIsAdmin = value;
   }
 
+  /** Gitea's clock for what happens next (times have one-second resolution); `undefined`: the real clock. */
+  setClock(ms: number | undefined): void {
+    this.state.frozenAt = ms;
+  }
+
   /** Where the every-event hook delivers (e.g. the service, once it has a port); `undefined` stops it. */
   setWebhook(target: SimWebhookTarget | undefined): void {
     this.deliverer.webhook = target;
@@ -136,7 +149,7 @@ export class SimGitea {
 
   /** A signed delivery as Gitea would send it, without sending it (secret: the configured webhook's by default). */
   makeDelivery(event: string, type: string, payload: unknown, options: DeliveryOptions = {}): Delivery {
-    return makeDelivery(event, type, payload, { secret: this.deliverer.webhook?.secret, ...options });
+    return makeDelivery(event, type, payload, { secret: this.deliverer.webhook?.secret, ...(this.forgejo ? { forgejo: true } : {}), ...options });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -168,7 +181,7 @@ export class SimGitea {
     const key = `${ownerUser.login}/${name}`.toLowerCase();
     if (s.repos.has(key)) throw new Error(`simgitea: repository ${owner}/${name} exists`);
     const branch = options.defaultBranch ?? 'main';
-    const now = goTime(Date.now());
+    const now = goTime(this.state.now());
     const repo: SimRepo = {
       id: ++s.ids.repo,
       owner: ownerUser,
@@ -294,7 +307,7 @@ export class SimGitea {
     const issue = s.mustIssue(owner, repo, n);
     const sender = s.ensureUser(user);
     issue.state = 'closed';
-    issue.closed = goTime(Date.now());
+    issue.closed = goTime(this.state.now());
     s.touch(r, issue);
     if (issue.pull) s.emit(r, 'pull_request', pullRequestPayload(s.ctx, r, issue, 'closed', sender));
     else s.emit(r, 'issues', issuePayload(s.ctx, r, issue, 'closed', sender));
@@ -314,6 +327,29 @@ export class SimGitea {
     const labels = names.map((name) => this.state.mustLabelByName(r, name));
     replaceLabels(this.state, r, issue, labels);
     emitLabelUpdated(this.state, r, issue, this.state.ensureUser(user));
+  }
+
+  /**
+   * `user` sets the labels to `names` in the issue sidebar: one request and one `label_updated` per label
+   * changed, ordered as this Gitea version's web UI orders them (see `sidebarSetLabels`).
+   */
+  setLabelsInSidebar(owner: string, repo: string, n: number, user: string, names: string[]): void {
+    const r = this.state.mustRepo(owner, repo);
+    const labels = names.map((name) => this.state.mustLabelByName(r, name));
+    sidebarSetLabels(this.state, r, this.state.mustIssue(owner, repo, n), this.state.ensureUser(user), labels);
+  }
+
+  /** Deliveries are queued, not sent, until `releaseDeliveries` (Gitea's workers deliver out of order). */
+  holdDeliveries(): void {
+    this.deliverer.hold();
+  }
+
+  /**
+   * Sends held deliveries one at a time, each answered before the next: all (`created` or `reverse`
+   * order; holding ends) or those at the given indexes of the held list (the others stay held).
+   */
+  releaseDeliveries(order: 'created' | 'reverse' | number[] = 'created'): Promise<void> {
+    return this.deliverer.release(order);
   }
 
   /** `user` clears every label (the issue list's "clear labels"); one `label_cleared` listing the old labels. */
@@ -380,7 +416,7 @@ export class SimGitea {
     const before = r.heads.get(branch) ?? ZERO_SHA;
     const after = randomSha();
     r.heads.set(branch, after);
-    const now = Date.now();
+    const now = this.state.now();
     r.updated = goTime(now);
     const commit = { id: after, message: `${options.message ?? 'Update files'}\n`, author: pusher, timestamp: goTime(now), added, removed, modified };
     s.emit(r, 'push', pushPayload(s.ctx, r, `refs/heads/${branch}`, before, after, [commit], pusher), branch);

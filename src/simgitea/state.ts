@@ -36,6 +36,8 @@ export class SimState {
   readonly bot: SimUser;
   readonly versionParts: [number, number];
   botIsAdmin: boolean;
+  /** A fixed clock (epoch ms) while set: several changes then share one `updated_at`. */
+  frozenAt: number | undefined;
 
   constructor(
     url: string,
@@ -58,6 +60,10 @@ export class SimState {
       atLeast: (major, minor) => this.atLeast([major, minor]),
     };
     this.bot = this.createUser(botLogin, { fullName: 'Triage Bot', token });
+  }
+
+  now(): number {
+    return this.frozenAt ?? Date.now();
   }
 
   atLeast([major, minor]: [number, number]): boolean {
@@ -116,7 +122,7 @@ export class SimState {
   // State changes and seeding helpers
 
   touch(repo: SimRepo, issue: SimIssue): void {
-    const now = Date.now();
+    const now = this.now();
     issue.updatedMs = now;
     issue.updated = goTime(now);
     repo.updated = goTime(now);
@@ -133,7 +139,7 @@ export class SimState {
       isAdmin: options.isAdmin ?? false,
       website: '',
       description: '',
-      created: goTime(Date.now()),
+      created: goTime(this.now()),
       tokens: new Set(options.token ? [options.token] : []),
     };
     this.users.set(login.toLowerCase(), u);
@@ -162,7 +168,7 @@ export class SimState {
   }
 
   createIssue(repo: SimRepo, input: IssueInput): SimIssue {
-    const now = Date.now();
+    const now = this.now();
     const number = repo.nextIndex++;
     const issue: SimIssue = {
       id: ++this.ids.issue,

@@ -22,6 +22,8 @@ export interface DeliveryOptions {
   contentType?: 'json' | 'form';
   /** `X-Gitea-Hook-Installation-Target-Type`: `repository` for repo hooks, `organization` for org hooks. */
   targetType?: string;
+  /** Forgejo's header set (`X-Forgejo-*` too, no target type). */
+  forgejo?: boolean;
 }
 
 /** Go's `encoding/json` output for a value: 2-space indent, HTML-sensitive characters escaped. */
@@ -44,7 +46,7 @@ export function makeDelivery(event: string, type: string, payload: unknown, opti
   const body = form ? `payload=${goQueryEscape(json)}` : json;
   return {
     headers: {
-      ...giteaDeliveryHeaders({ id, event, type, json, secret, form, ...(options.targetType ? { targetType: options.targetType } : {}) }),
+      ...giteaDeliveryHeaders({ id, event, type, json, secret, form, ...(options.targetType ? { targetType: options.targetType } : {}), ...(options.forgejo ? { forgejo: true } : {}) }),
       'Content-Length': String(Buffer.byteLength(body, 'utf8')),
       'Accept-Encoding': 'gzip',
     },

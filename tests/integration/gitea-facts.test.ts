@@ -203,3 +203,58 @@ describe('hooks', () => {
     expect(plain.headers.get('allow')).toBe('POST');
   });
 });
+
+describe('label writes from the issue sidebar: one label_updated per label, one updated_at, out of order', () => {
+  const events = (n: number) =>
+    h.store
+      .events(`${ORG}/${REPO}`, n)
+      .filter((e) => e.kind !== 'rule')
+      .map((e) => `${e.action} ${e.label} ${e.kind} ${e.user ?? '-'}`)
+      .sort();
+
+  it('records exactly the removals the person made, whatever order the deliveries arrive in', async () => {
+    // The bot adds kind/bug (title) and needs-info (sections missing).
+    const n = h.sim.openIssue(ORG, REPO, { user: 'alice', title: 'Crash on load', body: '### What happened\nIt crashes.\n' });
+    await h.settle();
+    expect(labels(n)).toEqual(['kind/bug', 'needs-info']);
+
+    h.sim.setClock(Date.now());
+    h.sim.holdDeliveries();
+    // Gitea 1.23+: detach kind/bug, detach needs-info, attach area/ui — three deliveries, one updated_at.
+    h.sim.setLabelsInSidebar(ORG, REPO, n, 'bob', ['area/ui']);
+    h.sim.setClock(undefined);
+    const sent = h.sim.deliveries.slice(-3);
+    expect(sent.map((d) => d.action)).toEqual(['label_updated', 'label_updated', 'label_updated']);
+    await h.sim.releaseDeliveries('reverse');
+    await h.settle();
+
+    h.sim.editIssue(ORG, REPO, n, { title: 'Crash on load, a bug' }, 'alice');
+    await h.settle();
+    expect(labels(n)).toEqual(['area/ui']);
+    expect(events(n)).toEqual(['added area/ui person bob', 'removed kind/bug person bob', 'removed needs-info person bob']);
+  });
+
+  it("does not miss a person's removal whose delivery arrives after the service already read the issue without the label", async () => {
+    // alice filed it with kind/bug herself: the label is hers, not the bot's.
+    const n = h.sim.openIssue(ORG, REPO, { user: 'alice', title: 'Crash on save', body: BUG_BODY, labels: ['kind/bug'] });
+    await h.settle();
+    expect(labels(n)).toEqual(['kind/bug']);
+
+    h.sim.setClock(Date.now());
+    h.sim.holdDeliveries();
+    h.sim.setLabelsInSidebar(ORG, REPO, n, 'bob', []); // held delivery 0: label_updated, no labels
+    h.sim.editIssue(ORG, REPO, n, { body: BUG_BODY + '\nMore detail.\n' }, 'alice'); // held delivery 1: edited
+    h.sim.setClock(undefined);
+    // The edit arrives first and is evaluated alone; bob's label_updated comes after.
+    await h.sim.releaseDeliveries([1]);
+    await h.settle();
+    await h.sim.releaseDeliveries('created');
+    await h.settle();
+
+    expect(labels(n)).toEqual([]);
+    h.sim.editIssue(ORG, REPO, n, { title: 'Crash on save (again)' }, 'alice');
+    await h.settle();
+    expect(labels(n)).toEqual([]);
+    expect(events(n)).toEqual(['removed kind/bug person bob']);
+  });
+});

@@ -124,6 +124,7 @@ describe('a files: rule on Gitea 1.22.2 sees the old name of a rename', () => {
         sim.addOrg('acme');
         sim.addUser('alice');
         seedTriagedRepo(sim, 'acme', 'widgets', "labels:\n  area/docs:\n    files: ['docs/**']\n");
+        seedTriagedRepo(sim, 'acme', 'classic');
       },
     });
   });
@@ -137,6 +138,28 @@ describe('a files: rule on Gitea 1.22.2 sees the old name of a rename', () => {
     expect(h.sim.issueLabels('acme', 'widgets', n)).toEqual(['area/docs']);
   });
 
+  it('1.22 sidebar writes (label-id order, attach and detach interleaved, one updated_at, out of order): exactly the removals made', async () => {
+    const n = h.sim.openIssue('acme', 'classic', { user: 'alice', title: 'Crash on load', body: '### What happened\nIt crashes.\n' });
+    await h.settle();
+    expect(h.sim.issueLabels('acme', 'classic', n)).toEqual(['kind/bug', 'needs-info']);
+    h.sim.setClock(Date.now());
+    h.sim.holdDeliveries();
+    // By label id: detach kind/bug, attach kind/feature, attach area/ui, detach needs-info.
+    h.sim.setLabelsInSidebar('acme', 'classic', n, 'bob', ['kind/feature', 'area/ui']);
+    h.sim.setClock(undefined);
+    await h.sim.releaseDeliveries('reverse');
+    await h.settle();
+    h.sim.editIssue('acme', 'classic', n, { title: 'Crash on load, a bug' }, 'alice');
+    await h.settle();
+    expect(h.sim.issueLabels('acme', 'classic', n)).toEqual(['area/ui', 'kind/feature']);
+    const events = h.store
+      .events('acme/classic', n)
+      .filter((e) => e.kind !== 'rule')
+      .map((e) => `${e.action} ${e.label} ${e.kind} ${e.user ?? '-'}`)
+      .sort();
+    expect(events).toEqual(['added area/ui person bob', 'added kind/feature person bob', 'removed kind/bug person bob', 'removed needs-info person bob']);
+  });
+
   it('1.22 sends additions/deletions/changed_files as 0 when the head repository is gone; the files still decide', async () => {
     const n = h.sim.openPull('acme', 'widgets', { user: 'alice', title: 'From a deleted fork', files: [{ filename: 'docs/x.md', additions: 5, deletions: 0, status: 'added' }], headRepoGone: true });
     await h.settle();
@@ -145,5 +168,46 @@ describe('a files: rule on Gitea 1.22.2 sees the old name of a rename', () => {
     expect([pr.additions, pr.deletions, pr.changed_files]).toEqual([0, 0, 0]);
     expect(pr.head).toMatchObject({ repo_id: -1, repo: null });
     expect(h.sim.issueLabels('acme', 'widgets', n)).toEqual(['area/docs']);
+  });
+});
+
+describe('Forgejo (v7.0.0 … v8.0.2: services/webhook/shared/payloader.go AddDefaultHeaders)', () => {
+  let h: TriageHarness;
+  beforeAll(async () => {
+    h = await startTriage({
+      sim: { forgejo: true },
+      seed: (sim) => {
+        sim.addOrg('acme');
+        sim.addUser('alice');
+        seedTriagedRepo(sim, 'acme', 'widgets');
+      },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('triages what Forgejo sends: X-Forgejo-* headers beside Gitea’s, the same events and signature', async () => {
+    expect(h.sim.version).toBe('8.0.2+gitea-1.22.0');
+    const n = h.sim.openIssue('acme', 'widgets', { user: 'alice', title: 'Crash on start', body: '### What happened\nBoom\n\n### Steps to reproduce\n1\n\n### Version\n8\n' });
+    await h.settle();
+    expect(h.sim.issueLabels('acme', 'widgets', n)).toEqual(['kind/bug']);
+    expect(h.sim.deliveries.filter((d) => d.status !== 202)).toEqual([]);
+  });
+
+  it('accepts a delivery that carries only the X-Forgejo-* names, and refuses a wrong X-Forgejo-Signature', async () => {
+    const n = h.sim.addIssue('acme', 'widgets', { user: 'alice', title: 'Another crash' });
+    const payload = { action: 'opened', number: n, issue: h.sim.issue('acme', 'widgets', n), repository: { full_name: 'acme/widgets', name: 'widgets', owner: { login: 'acme' } }, sender: { login: 'alice' } };
+    const full = h.sim.makeDelivery('issues', 'issues', payload);
+    expect(Object.keys(full.headers).filter((k) => k.startsWith('X-Forgejo-'))).toEqual(['X-Forgejo-Delivery', 'X-Forgejo-Event', 'X-Forgejo-Event-Type', 'X-Forgejo-Signature']);
+    expect(full.headers['X-Gitea-Hook-Installation-Target-Type']).toBeUndefined();
+    const only = (headers: Record<string, string>) =>
+      Object.fromEntries(Object.entries(headers).filter(([k]) => k.startsWith('X-Forgejo-') || k === 'Content-Type' || k === 'Content-Length'));
+    expect(await h.deliver({ headers: only(full.headers), body: full.body })).toBe(202);
+    await h.settle();
+    expect(h.sim.issueLabels('acme', 'widgets', n)).toEqual(['kind/bug']);
+
+    const forged = h.sim.makeDelivery('issues', 'issues', payload, { secret: 'not-the-secret' });
+    expect(await h.deliver({ headers: only(forged.headers), body: forged.body })).toBe(401);
   });
 });
