@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type Database from 'better-sqlite3';
 import { LabelApplier } from '../applier/applier.js';
+import { listedSnapshot } from '../backfill/snapshot.js';
 import { type LabelChange, OwnershipStore } from '../applier/ownership.js';
 import type { Config } from '../config/config.js';
 import { ContextLoader, type RepoContext } from '../context/context.js';
@@ -152,8 +153,9 @@ export class TriageEvaluator implements Evaluator {
     const config = context.config;
     const bot = this.botLogin();
 
-    // Payloads are snapshots and deliveries arrive out of order: read the issue as it is now.
-    const fetched = await this.gitea.getIssue(owner, repo, number);
+    // Payloads are snapshots and deliveries arrive out of order: read the issue as it is now, unless a
+    // sweep has just listed it (the listing is what the read would return: see listedSnapshot).
+    const fetched = listedSnapshot(item, this.store.known(full, number), this.now()) ?? (await this.gitea.getIssue(owner, repo, number));
     const issue = { ...fetched, labels: labelsOf(fetched) };
     this.bookkeeping(full, number, item, issue, bot, log);
     if (issue.state === 'closed') return { added: [], removed: [], note: 'closed' };
