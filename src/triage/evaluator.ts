@@ -82,6 +82,8 @@ export class TriageEvaluator implements Evaluator {
   private readonly permissionTtlMs: number;
   private readonly now: () => number;
   private readonly permissions = new Map<string, { permission: GiteaPermission; at: number }>();
+  /** Repositories (`owner/name`, lower-cased) whose last context had a usable config: bounded by the repos seen. */
+  private readonly triaged = new Set<string>();
 
   constructor(options: TriageEvaluatorOptions) {
     this.gitea = options.gitea;
@@ -143,8 +145,18 @@ export class TriageEvaluator implements Evaluator {
 
   private async evaluateIssue(item: WorkItem, owner: string, repo: string, number: number, log: Logger): Promise<EvaluationResult> {
     const full = `${owner}/${repo}`;
+    // Payloads are snapshots and deliveries arrive out of order: read the issue as it is now, unless a
+    // sweep has just listed it (the listing is what the read would return: see listedSnapshot). In a
+    // repository known to be triaged the read starts with the context, not after it: a context loaded
+    // again (TTL, a push) costs the delivery one round trip instead of three.
+    const snapshot = listedSnapshot(item, this.store.known(full, number), this.now());
+    const early = snapshot === undefined && this.triaged.has(full.toLowerCase()) ? this.gitea.getIssue(owner, repo, number) : undefined;
+    early?.catch(() => undefined); // awaited below; dropped if the context now says not to triage
     const context = await this.context.get(owner, repo, log);
-    if (context.source === 'none') return { added: [], removed: [], note: 'no triage config' };
+    if (context.source === 'none') {
+      this.triaged.delete(full.toLowerCase());
+      return { added: [], removed: [], note: 'no triage config' };
+    }
     if (context.problem || !context.config) {
       const p = context.problem;
       const where = p ? `${p.file}${p.line !== undefined ? `:${p.line}` : ''}` : context.file;
@@ -152,10 +164,9 @@ export class TriageEvaluator implements Evaluator {
     }
     const config = context.config;
     const bot = this.botLogin();
+    this.triaged.add(full.toLowerCase());
 
-    // Payloads are snapshots and deliveries arrive out of order: read the issue as it is now, unless a
-    // sweep has just listed it (the listing is what the read would return: see listedSnapshot).
-    const fetched = listedSnapshot(item, this.store.known(full, number), this.now()) ?? (await this.gitea.getIssue(owner, repo, number));
+    const fetched = snapshot ?? (await (early ?? this.gitea.getIssue(owner, repo, number)));
     const issue = { ...fetched, labels: labelsOf(fetched) };
     this.bookkeeping(full, number, item, issue, bot, log);
     if (issue.state === 'closed') return { added: [], removed: [], note: 'closed' };
