@@ -4,6 +4,7 @@
  *   2. burst    — 5,000 deliveries over 500 issues in 20 repos from a 64-connection client
  *   3. scaling  — drain time of a fixed backlog at CONCURRENCY 1…32 beside the latency bound (SVG chart)
  *   4. ingest   — the receiver against a bare node:http server and a minimal Express app
+ *   5. latency  — time from a delivery's 202 to its label write, at a steady 20 and 100 deliveries/s
  * Prints tables; writes bench-results/bench-<time>.json, bench-results/latest.json and scaling.svg.
  * Figures come from here, never from timed assertions in tests. The machine is shared: compare ratios
  * within one run.
@@ -17,6 +18,7 @@ import Table from 'cli-table3';
 import { Command, Option } from 'commander';
 import { runBurst, type BurstFigures } from './bench/burst.js';
 import { lineChartSvg } from './bench/chart.js';
+import { runLatency } from './bench/latency.js';
 import { LINEAR_ENV, runSweep, type SweepFigures } from './bench/sweep.js';
 import { runIngestBench } from './bench-ingest.js';
 
@@ -26,11 +28,13 @@ const program = new Command('bench')
   .description('Benchmark gitea-triage against the simulated Gitea (sweep, burst, scaling, ingest).')
   .addOption(new Option('--latency <ms>', 'simulated Gitea latency per request').default(20).argParser(Number))
   .addOption(new Option('--jitter <ms>', 'extra random latency, uniform in [0, jitter]').default(10).argParser(Number))
-  .addOption(new Option('--only <parts>', 'comma list of sweep,burst,scaling,ingest').default('sweep,burst,scaling,ingest'))
+  .addOption(new Option('--only <parts>', 'comma list of sweep,burst,scaling,ingest,latency').default('sweep,burst,scaling,ingest,latency'))
+  .addOption(new Option('--rates <list>', 'latency: deliveries per second, comma list').default('20,100'))
+  .addOption(new Option('--seconds <s>', 'latency: how long each rate is held').default(10).argParser(Number))
   .addOption(new Option('--quick', 'a smaller run (for trying the script), not the published figures'))
   .addOption(new Option('--out <dir>', 'where the JSON and the chart go').default(path.join(root, 'bench-results')));
 program.parse();
-const opts = program.opts<{ latency: number; jitter: number; only: string; quick?: boolean; out: string }>();
+const opts = program.opts<{ latency: number; jitter: number; only: string; rates: string; seconds: number; quick?: boolean; out: string }>();
 const parts = new Set(opts.only.split(',').map((s) => s.trim()));
 const q = opts.quick === true;
 
@@ -66,25 +70,44 @@ async function sweep() {
     f.labelWrites,
     n2(f.otherRequests / f.issues),
     n2(f.requestsPerIssue),
+    n2(f.floor.perIssue),
+    n2(f.floorRatio),
     f.connections,
     f.failed,
   ]);
   printTable(
     `Sweep: ${linear.issues} open issues over ${repos} repos, Gitea latency ${opts.latency} ms + up to ${opts.jitter} ms`,
-    ['mode', 'issues', 'concurrency', 'wall', 'requests', 'label writes', 'other req/issue', 'req/issue', 'TCP conns', 'failed'],
+    ['mode', 'issues', 'concurrency', 'wall', 'requests', 'label writes', 'other req/issue', 'req/issue', 'floor/issue', '÷ floor', 'TCP conns', 'failed'],
     rows,
   );
+  const f = pipeline.floor;
+  console.log(
+    `floor = listing pages ${f.listingPages} + context ${f.context} + label writes ${f.writes} + file pages ${f.filePages} = ${f.total} requests ` +
+      `(${n2(f.perIssue)}/issue); default: ${n2(pipeline.floorRatio)}× the floor (target ≤ 1.10)`,
+  );
   const speedup = linear.wallMs / pipeline.wallMs;
-  console.log(`default is ${n1(speedup)}× faster than linear; ${n1(linear.connections / Math.max(1, pipeline.connections))}× fewer connections`);
-  results.sweep = { linear, default: pipeline, speedup };
+  console.log(
+    `default is ${n1(speedup)}× faster than linear (target ≥ 25); ${n1(linear.connections / Math.max(1, pipeline.connections))}× fewer connections`,
+  );
+  console.log(`load average (1, 5, 15 min) at the end: ${os.loadavg().map((v) => v.toFixed(1)).join(' / ')} on ${os.cpus().length} CPUs`);
+  results.sweep = { linear, default: pipeline, speedup, loadAverage: os.loadavg() };
 }
 
-async function burst() {
+let built = false;
+/** Builds dist/ once per run: the burst and latency parts run the service as `node dist/main.js`, as in production. */
+function buildEntry(): string {
   const entry = path.join(root, 'dist', 'main.js');
-  console.log('\nbuilding dist/ for the burst (the service runs as `node dist/main.js`, as in production)…');
+  if (built) return entry;
+  console.log('\nbuilding dist/ (the service runs as `node dist/main.js`, as in production)…');
   execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.build.json')], {
     stdio: 'inherit',
   });
+  built = true;
+  return entry;
+}
+
+async function burst() {
+  const entry = buildEntry();
   const f: BurstFigures = await runBurst({
     deliveries: q ? 1000 : 5000,
     repos: 20,
@@ -137,6 +160,40 @@ async function scaling() {
   results.scaling = figures;
 }
 
+async function latency() {
+  const rates = opts.rates.split(',').map((r) => Number(r.trim()));
+  if (rates.some((r) => !(r > 0))) throw new Error(`--rates: not a list of positive numbers: ${opts.rates}`);
+  const figures = await runLatency({
+    rates,
+    seconds: q ? Math.min(3, opts.seconds) : opts.seconds,
+    repos: 10,
+    latencyMs: opts.latency,
+    jitterMs: opts.jitter,
+    entry: buildEntry(),
+  });
+  const f0 = figures[0]!;
+  const load = os.loadavg().map((v) => v.toFixed(1)).join(' / ');
+  printTable(
+    `Time to label: from a delivery's 202 to its label write, steady rate, each delivery a new issue; Gitea latency ${opts.latency} ms + up to ${opts.jitter} ms; ` +
+      `target p99 ≤ BATCH_WINDOW_MS ${f0.windowMs} + 3 round trips of ${f0.roundTripMs} ms = ${f0.targetMs} ms`,
+    ['deliveries/s', 'deliveries', 'labelled', 'p50', 'p99', 'max', 'target (p99)', 'met', 'send lag max', 'service CPU/delivery'],
+    figures.map((f) => [
+      f.rate,
+      f.deliveries,
+      f.labelled,
+      `${Math.round(f.p50Ms)} ms`,
+      `${Math.round(f.p99Ms)} ms`,
+      `${Math.round(f.maxMs)} ms`,
+      `${f.targetMs} ms`,
+      f.p99Ms <= f.targetMs ? 'yes' : 'no',
+      `${Math.round(f.sendLagMaxMs)} ms`,
+      `${n1(f.serviceCpuMsPerDelivery)} ms`,
+    ]),
+  );
+  console.log(`load average (1, 5, 15 min) at the end: ${load} on ${os.cpus().length} CPUs (the machine is shared: a load above the CPU count slows every process)`);
+  results.latency = { figures, loadAverage: os.loadavg() };
+}
+
 async function ingest() {
   const figures = await runIngestBench({ durationSec: q ? 3 : 10, print: true });
   results.ingest = figures;
@@ -148,6 +205,7 @@ for (const [name, run] of [
   ['burst', burst],
   ['scaling', scaling],
   ['ingest', ingest],
+  ['latency', latency],
 ] as const) {
   if (parts.has(name)) await run();
 }

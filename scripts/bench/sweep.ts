@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runBackfill } from '../../src/backfill/backfill.js';
-import { loadConfig } from '../../src/config/config.js';
+import { type Config, loadConfig } from '../../src/config/config.js';
+import { ContextLoader } from '../../src/context/context.js';
 import { giteaClientFromConfig } from '../../src/gitea/client.js';
 import { Journal } from '../../src/journal/journal.js';
 import { silentLogger } from '../../src/log/logger.js';
@@ -30,7 +31,29 @@ export interface SweepFigures {
   failed: number;
   /** requests × mean latency ÷ min(concurrency, sockets): the floor Gitea's latency sets. */
   boundMs: number;
+  /** The fewest requests the work allows, and its parts (see `requestFloor`). */
+  floor: RequestFloor;
+  /** requests ÷ floor.total. */
+  floorRatio: number;
 }
+
+/**
+ * The fewest requests a sweep of the world costs Gitea: every page of each repository's issue listing,
+ * each repository's context once (plus one `GET /version` for the client), one label write per issue
+ * whose labels change (the world is triaged from scratch: additions only, one POST each) and the
+ * changed-file pages of each pull request (the world has none). Nothing else: no issue read again.
+ */
+export interface RequestFloor {
+  listingPages: number;
+  context: number;
+  writes: number;
+  filePages: number;
+  total: number;
+  perIssue: number;
+}
+
+/** Gitea's page size as the client asks for it (`limit=50`). */
+const PAGE = 50;
 
 export interface SweepOptions {
   mode: 'linear' | 'default' | string;
@@ -61,6 +84,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepFigures> {
     const journal = Journal.open({ dataDir, sync: config.journalSync, log });
     const gitea = giteaClientFromConfig(config, log);
     const evaluator = createTriageEvaluator({ journal, gitea, log, config, botLogin: () => sim.botLogin });
+    const contextPerRepo = await contextRequests(sim, config, world.repos[0]!);
     await sim.resetStats();
     const summary = await runBackfill({ gitea, evaluator, repos: world.repos, concurrency: config.concurrency, log });
     const stats = await sim.stats();
@@ -68,6 +92,10 @@ export async function runSweep(options: SweepOptions): Promise<SweepFigures> {
     await journal.close();
     const issues = world.issues.length;
     const meanLatency = options.latencyMs + options.jitterMs / 2;
+    const listingPages = world.repos.length * Math.max(1, Math.ceil(options.issuesPerRepo / PAGE));
+    const context = 1 + world.repos.length * contextPerRepo;
+    const floorTotal = listingPages + context + summary.changed;
+    const floor: RequestFloor = { listingPages, context, writes: summary.changed, filePages: 0, total: floorTotal, perIssue: floorTotal / issues };
     return {
       mode: options.mode,
       issues,
@@ -81,9 +109,29 @@ export async function runSweep(options: SweepOptions): Promise<SweepFigures> {
       changed: summary.changed,
       failed: summary.failed,
       boundMs: (stats.requests * meanLatency) / Math.min(config.concurrency, config.giteaMaxSockets),
+      floor,
+      floorRatio: stats.requests / floorTotal,
     };
   } finally {
     await sim.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Requests one repository's context costs (config, templates, labels), measured by loading it once with
+ * a client of its own, less that client's `GET /version` (counted once in the floor).
+ */
+async function contextRequests(sim: SimProcess, config: Config, repo: string): Promise<number> {
+  const log = silentLogger();
+  const gitea = giteaClientFromConfig(config, log);
+  try {
+    await sim.resetStats();
+    const [owner, name] = repo.split('/') as [string, string];
+    await new ContextLoader({ gitea, ttlMs: 60_000, log }).get(owner, name, log);
+    const stats = await sim.stats();
+    return stats.requests - (stats.byRoute['GET /version'] ?? 0);
+  } finally {
+    gitea.close();
   }
 }

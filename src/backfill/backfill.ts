@@ -4,6 +4,7 @@ import type { GiteaIssue } from '../gitea/types.js';
 import type { Logger } from '../log/logger.js';
 import type { DeliveryInput, Evaluator, WorkItem } from '../scheduler/types.js';
 import { issueSubject } from '../subject.js';
+import { BACKFILL_EVENT } from './snapshot.js';
 
 /** One triaged issue or pull request of a backfill. */
 export interface BackfillRow {
@@ -42,8 +43,9 @@ export interface BackfillOptions {
 /**
  * Triage every open issue and pull request of some repositories: the old linear loop, done concurrently
  * through the service's own evaluator. Each issue becomes a work item with one synthetic delivery
- * (`event: backfill`), so the evaluator reads, decides and applies exactly as for a webhook. One failure
- * is a row with its error, never the end of the sweep.
+ * (`event: backfill`), so the evaluator decides and applies exactly as for a webhook, starting from the
+ * listed issue instead of a read of each (pull requests still read their files). One failure is a row
+ * with its error, never the end of the sweep.
  */
 export async function runBackfill(options: BackfillOptions): Promise<BackfillSummary> {
   const started = Date.now();
@@ -55,14 +57,15 @@ export async function runBackfill(options: BackfillOptions): Promise<BackfillSum
       // The repo's context loads while its issues are listed (one round trip less before the first evaluation).
       options.evaluator.prepare?.(owner, repo, options.log);
       const issues = await options.gitea.listIssues(owner, repo, { state: 'open', ...(options.since ? { since: options.since } : {}) });
-      return issues.map((issue) => ({ owner, repo, issue }));
+      const listedAt = Date.now();
+      return issues.map((issue) => ({ owner, repo, issue, listedAt }));
     }),
   );
   const work = lists.flat();
   let done = 0;
-  for (const { owner, repo, issue } of work) {
+  for (const { owner, repo, issue, listedAt } of work) {
     void queue.add(async () => {
-      const item = backfillItem(owner, repo, issue);
+      const item = backfillItem(owner, repo, issue, listedAt);
       const row: BackfillRow = {
         subject: item.subject.key,
         kind: issue.pull_request ? 'pull' : 'issue',
@@ -91,15 +94,18 @@ export async function runBackfill(options: BackfillOptions): Promise<BackfillSum
   return { rows, evaluated: rows.length - failed, changed, unchanged: rows.length - failed - changed, failed, durationMs: Date.now() - started };
 }
 
-/** A work item for one listed issue, as if a delivery had just arrived for it. */
-export function backfillItem(owner: string, repo: string, issue: GiteaIssue): WorkItem {
+/**
+ * A work item for one listed issue, as if a delivery had just arrived for it. The listed issue is the
+ * evaluation's starting state (`listedSnapshot`): `listedAt` (epoch ms, default now) is when it was listed.
+ */
+export function backfillItem(owner: string, repo: string, issue: GiteaIssue, listedAt = Date.now()): WorkItem {
   const subject = issueSubject(owner, repo, issue.number);
   const payload = { action: 'backfill', number: issue.number, issue, repository: { owner: { login: owner }, name: repo, full_name: `${owner}/${repo}` } };
   const delivery: DeliveryInput = {
     id: `backfill-${owner}-${repo}-${issue.number}-${Date.now().toString(36)}`,
-    event: 'backfill',
-    eventType: 'backfill',
-    action: 'backfill',
+    event: BACKFILL_EVENT,
+    eventType: BACKFILL_EVENT,
+    action: BACKFILL_EVENT,
     subject: subject.key,
     repo: `${owner}/${repo}`,
     number: issue.number,
@@ -109,7 +115,7 @@ export function backfillItem(owner: string, repo: string, issue: GiteaIssue): Wo
     body: '',
     state: 'pending',
     seq: 0,
-    receivedAt: Date.now(),
+    receivedAt: listedAt,
     attempts: 0,
     lastError: null,
     payload,

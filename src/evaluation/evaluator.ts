@@ -1,5 +1,6 @@
 import type { LabelApplier } from '../applier/applier.js';
 import type { OwnershipStore } from '../applier/ownership.js';
+import { listedSnapshot } from '../backfill/snapshot.js';
 import { errorText } from '../errors.js';
 import type { ContextLoader } from '../context/context.js';
 import type { GiteaApi } from '../gitea/api.js';
@@ -57,6 +58,9 @@ export class TriageEvaluator implements Evaluator {
   private readonly log: Logger;
   private readonly applier: LabelApplier;
   private readonly permissions: PermissionCache;
+  private readonly now: () => number;
+  /** Repositories (`owner/name`, lower-cased) whose last context had a usable config: bounded by the repos seen. */
+  private readonly triaged = new Set<string>();
 
   constructor(options: TriageEvaluatorOptions) {
     this.gitea = options.gitea;
@@ -66,7 +70,8 @@ export class TriageEvaluator implements Evaluator {
     this.dryRun = options.dryRun;
     this.log = options.log;
     this.applier = options.applier;
-    this.permissions = new PermissionCache(options.gitea, options.permissionTtlMs ?? 60_000, options.now ?? Date.now);
+    this.now = options.now ?? Date.now;
+    this.permissions = new PermissionCache(options.gitea, options.permissionTtlMs ?? 60_000, this.now);
   }
 
   observe(delivery: NewDelivery, payload: Record<string, unknown>): void {
@@ -117,8 +122,18 @@ export class TriageEvaluator implements Evaluator {
 
   private async evaluateIssue(item: WorkItem, owner: string, repo: string, number: number, log: Logger): Promise<EvaluationResult> {
     const full = `${owner}/${repo}`;
+    // Payloads are snapshots and deliveries arrive out of order: read the issue as it is now, unless a
+    // sweep has just listed it (the listing is what the read would return: see listedSnapshot). In a
+    // repository known to be triaged the read starts with the context, not after it: a context loaded
+    // again (TTL, a push) costs the delivery one round trip instead of three.
+    const snapshot = listedSnapshot(item, this.store.known(full, number), this.now());
+    const early = snapshot === undefined && this.triaged.has(full.toLowerCase()) ? this.gitea.getIssue(owner, repo, number) : undefined;
+    early?.catch(() => undefined); // awaited below; dropped if the context now says not to triage
     const context = await this.context.get(owner, repo, log);
-    if (context.source === 'none') return { added: [], removed: [], note: 'no triage config' };
+    if (context.source === 'none') {
+      this.triaged.delete(full.toLowerCase());
+      return { added: [], removed: [], note: 'no triage config' };
+    }
     if (context.problem || !context.config) {
       const p = context.problem;
       const where = p ? `${p.file}${p.line !== undefined ? `:${p.line}` : ''}` : context.file;
@@ -126,9 +141,9 @@ export class TriageEvaluator implements Evaluator {
     }
     const config = context.config;
     const bot = this.botLogin();
+    this.triaged.add(full.toLowerCase());
 
-    // Payloads are snapshots and deliveries arrive out of order: read the issue as it is now.
-    const fetched = await this.gitea.getIssue(owner, repo, number);
+    const fetched = snapshot ?? (await (early ?? this.gitea.getIssue(owner, repo, number)));
     const issue = { ...fetched, labels: labelsOf(fetched) };
     learnLabelChanges(this.store, { repo: full, number, item, labelsNow: issue.labels.map((l) => l.name), updatedAt: issue.updated_at, bot }, log);
     if (issue.state === 'closed') return { added: [], removed: [], note: 'closed' };
