@@ -369,15 +369,28 @@ export function markdownHeadings(markdown: string): string[] {
 export interface Section {
   heading: string;
   depth: number;
-  /** Whether the section holds something besides blank lines, HTML comments, `_No response_`, empty list items and sub-headings. */
+  /** Whether the section holds something besides blank lines, HTML comments, `_No response_`, `...`, empty list items and sub-headings. */
   filled: boolean;
+  /**
+   * The section's text lines as `answerText` gives them, distinct, at most `MAX_ANSWERS`: what a
+   * template's own text under the same heading is compared with (`sectionAnswered`).
+   */
+  answers: string[];
 }
 
 /**
  * What Gitea writes for an empty form field: `_No response_` (modules/issue/template/template.go,
- * `blankPlaceholder` in `valuedField.WriteTo`, for input, textarea and dropdown fields).
+ * `blankPlaceholder` in `valuedField.WriteTo`, for input, textarea and dropdown fields; GitHub
+ * writes the same for an empty optional field, or leaves the field out).
  */
 export const NO_RESPONSE = '_No response_';
+
+/**
+ * Distinct lines kept per section, and template lines kept per heading: a section with more
+ * distinct lines than its template has is answered whatever they are, so `MAX_ANSWERS` template
+ * lines and `MAX_ANSWERS + 1` body lines decide it, however long the body is.
+ */
+const MAX_ANSWERS = 64;
 
 /** Drops HTML comments (`<!-- … -->`, also across lines; an unclosed one runs to the end). */
 export function stripHtmlComments(text: string): string {
@@ -393,30 +406,44 @@ export function stripHtmlComments(text: string): string {
   }
 }
 
-function blockFilled(block: Block): boolean {
+/**
+ * A line of a section as it is compared: list marker and task box (`1.`, `-`, `- [ ]`) dropped,
+ * whitespace collapsed, case-folded; `''` for a line that answers nothing — blank, `_No response_`,
+ * or a bare `...` (`…`), the placeholder of many templates (Gitea's own issue_template.md had one
+ * under `## Description`).
+ */
+export function answerText(line: string): string {
+  const text = line
+    .trim()
+    .replace(/^([-+*]|\d{1,9}[.)])(\s+\[[ xX]?\])?(\s|$)/, '')
+    .replace(/\s+/g, ' ')
+    .trim();
+  if (text === NO_RESPONSE || text === '...' || text === '…') return '';
+  return text.toLowerCase();
+}
+
+/** The lines of a block that may answer a section (fences, comments, headings and rules are not text). */
+function blockText(block: Block): string[] {
   switch (block.kind) {
     case 'blank':
     case 'comment':
     case 'heading':
     case 'hr':
-      return false;
-    case 'code': {
+      return [];
+    case 'code':
       // A fenced block's fence lines are not content: an empty block is empty.
-      const body = block.fenced ? block.lines.slice(1, block.closed ? -1 : undefined) : block.lines;
-      return body.some((l) => l.trim().length > 0);
-    }
-    case 'list': {
-      // An item with nothing after its marker (`1.`, `-`, `- [ ]`) is a template's placeholder.
-      const text = stripHtmlComments(block.lines.join('\n'));
-      return text
-        .split('\n')
-        .map((l) => l.trim().replace(/^([-+*]|\d{1,9}[.)])(\s+\[[ xX]?\])?/, '').trim())
-        .some((l) => l.length > 0);
-    }
-    default: {
-      const text = stripHtmlComments(block.lines.join('\n')).trim();
-      return text.length > 0 && text !== NO_RESPONSE;
-    }
+      return block.fenced ? block.lines.slice(1, block.closed ? -1 : undefined) : block.lines;
+    default:
+      return stripHtmlComments(block.lines.join('\n')).split('\n');
+  }
+}
+
+/** Adds a block's answering lines to `answers` (distinct, up to `MAX_ANSWERS + 1`). */
+function collectAnswers(block: Block, answers: Set<string>): void {
+  for (const line of blockText(block)) {
+    if (answers.size > MAX_ANSWERS) return;
+    const text = answerText(line);
+    if (text !== '') answers.add(text);
   }
 }
 
@@ -427,18 +454,25 @@ export function markdownSections(markdown: string): Section[] {
   blocks.forEach((block, i) => {
     if (block.kind !== 'heading' || !block.text) return;
     const depth = block.depth ?? 1;
-    let filled = false;
-    for (let j = i + 1; j < blocks.length; j++) {
+    const answers = new Set<string>();
+    for (let j = i + 1; j < blocks.length && answers.size <= MAX_ANSWERS; j++) {
       const next = blocks[j] as Block;
       if (next.kind === 'heading' && (next.depth ?? 1) <= depth) break;
-      if (blockFilled(next)) {
-        filled = true;
-        break;
-      }
+      collectAnswers(next, answers);
     }
-    sections.push({ heading: block.text, depth, filled });
+    sections.push({ heading: block.text, depth, filled: answers.size > 0, answers: [...answers] });
   });
   return sections;
+}
+
+/**
+ * Whether a section answers its heading: it holds a line that is not the template's own text under
+ * that heading (`placeholders`, as `answerText` gives them).
+ */
+export function sectionAnswered(section: Section, placeholders: readonly string[] = []): boolean {
+  if (placeholders.length === 0) return section.filled;
+  const own = new Set(placeholders);
+  return section.answers.some((line) => !own.has(line));
 }
 
 /** Field types Gitea renders into the issue body with a `### <label>` heading. */
@@ -455,7 +489,19 @@ const HEADED_FIELDS = new Set(['input', 'textarea', 'dropdown', 'checkboxes']);
  * - `attributes.hide_label: true` writes the value without the heading.
  */
 export function formHeadings(body: NonNullable<GiteaIssueTemplate['body']>): string[] {
-  const headings: string[] = [];
+  return formSections(body).map((f) => f.heading);
+}
+
+/** A form field as the issue body shows it: its heading, whether the form requires it, its own text. */
+interface FormSection {
+  heading: string;
+  required: boolean;
+  /** The field's `placeholder` and `value` lines, as `answerText` gives them. */
+  placeholders: string[];
+}
+
+function formSections(body: NonNullable<GiteaIssueTemplate['body']>): FormSection[] {
+  const sections: FormSection[] = [];
   for (const field of body) {
     if (!field || !HEADED_FIELDS.has(field.type)) continue;
     // Gitea renders only content-visible fields into the body; an empty or absent list means the
@@ -469,13 +515,65 @@ export function formHeadings(body: NonNullable<GiteaIssueTemplate['body']>): str
     // The body holds `### <label>`: read it back as a heading is read from a body (first line,
     // closing `#`s dropped), so the template and the body compare the same text.
     const heading = atxHeading(measure(`### ${label.split(/\r\n|\r|\n/)[0] ?? ''}`));
-    if (heading && heading.text !== '') headings.push(heading.text);
+    if (!heading || heading.text === '') continue;
+    // `validations.required` is checked by the browser only (the `required` attribute in
+    // templates/repo/issue/fields/input.tmpl and textarea.tmpl; dropdown.tmpl: "FIXME: required
+    // validation"); NewIssuePost (routers/web/repo/issue_new.go) renders the form with
+    // `RenderToMarkdown` without checking it, and the API takes any body. So a required field can be
+    // empty (`_No response_`), and only required fields are held against the issue.
+    const required = field.validations?.required === true;
+    // `value` pre-fills the field and `placeholder` is its hint (the same templates): text the author
+    // left as it was, or copied from the hint, is not an answer.
+    const own = [attributes.placeholder, attributes.value].filter((v): v is string => typeof v === 'string');
+    sections.push({ heading: heading.text, required, placeholders: ownLines(own.join('\n').split(/\r\n|\r|\n/)) });
   }
-  return headings;
+  return sections;
 }
 
-/** An issue template reduced to its headings: a markdown template's `##`/`###`, a form's field labels. */
+/** Distinct `answerText`s of a template's lines, at most `MAX_ANSWERS`. */
+function ownLines(lines: readonly string[]): string[] {
+  const own = new Set<string>();
+  for (const line of lines) {
+    const text = answerText(line);
+    if (text !== '') own.add(text);
+    if (own.size >= MAX_ANSWERS) break;
+  }
+  return [...own];
+}
+
+/**
+ * An issue template reduced to what `missing_sections: template` needs: its headings (a markdown
+ * template's `##`/`###`, a form's field labels), a form's required fields (`validations.required:
+ * true`), and the template's own text under each heading (a markdown template's placeholder text,
+ * a field's `placeholder`/`value`).
+ */
 export function templateInfo(t: GiteaIssueTemplate): TemplateInfo {
-  const headings = Array.isArray(t.body) && t.body.length > 0 ? formHeadings(t.body) : markdownHeadings(t.content ?? '');
-  return { name: t.name, fileName: t.file_name, headings };
+  if (Array.isArray(t.body) && t.body.length > 0) {
+    const fields = formSections(t.body);
+    const placeholders: Record<string, string[]> = {};
+    for (const f of fields) if (f.placeholders.length > 0) placeholders[normalizeHeading(f.heading)] = f.placeholders;
+    return {
+      name: t.name,
+      fileName: t.file_name,
+      headings: fields.map((f) => f.heading),
+      required: fields.filter((f) => f.required).map((f) => f.heading),
+      placeholders,
+    };
+  }
+  const sections = markdownSections(t.content ?? '').filter((s) => s.depth === 2 || s.depth === 3);
+  const placeholders: Record<string, string[]> = {};
+  for (const s of sections) if (s.answers.length > 0) placeholders[normalizeHeading(s.heading)] = s.answers.slice(0, MAX_ANSWERS);
+  // No `required`: every heading of a markdown template counts, but those a rule names optional.
+  return { name: t.name, fileName: t.file_name, headings: sections.map((s) => s.heading), placeholders };
+}
+
+/**
+ * The headings of `template` an issue must fill under a rule: a form's required fields (the form
+ * says which; `optional_sections` does not apply); every heading of a markdown template but those
+ * the rule names in `optional_sections`.
+ */
+export function requiredHeadings(template: TemplateInfo, optional: readonly string[] = []): string[] {
+  if (template.required) return template.required;
+  const skip = new Set(optional.map(normalizeHeading));
+  return template.headings.filter((h) => !skip.has(normalizeHeading(h)));
 }

@@ -19,6 +19,8 @@ export interface LabelRule {
   files?: string[];
   /** `template`: the headings of the issue's matching template; or an explicit list of headings. */
   missingSections?: 'template' | string[];
+  /** With `missingSections: 'template'`: headings of a markdown template that never count (`optional_sections`). */
+  optionalSections?: string[];
 }
 
 export interface TriageConfig {
@@ -51,6 +53,10 @@ export interface TemplateInfo {
   fileName: string;
   /** `##`/`###` headings of a markdown template, or the field labels of a YAML form; in order. */
   headings: string[];
+  /** A form's fields with `validations.required: true`; absent for a markdown template (every heading counts). */
+  required?: string[];
+  /** Per heading (as `normalizeHeading` gives it): the template's own text under it, which answers nothing. */
+  placeholders?: Record<string, string[]>;
 }
 
 /** The issue or pull request as it is now (the payload's newest state plus re-read labels). */
