@@ -184,164 +184,182 @@ function htmlStart(line: Line): 'comment' | 'block' | 'inline' | undefined {
 
 /** The top-level blocks of `markdown` (at most `MARKDOWN_LIMITS.maxScanLength` characters of it). */
 export function scanMarkdown(markdown: string): Block[] {
-  const text = capText(markdown, MARKDOWN_LIMITS.maxScanLength);
-  const rawLines = text.split(/\r\n|\r|\n/);
-  const blocks: Block[] = [];
+  const scanner = new BlockScanner();
+  capText(markdown, MARKDOWN_LIMITS.maxScanLength)
+    .split(/\r\n|\r|\n/)
+    .forEach((raw, index) => scanner.line(raw, index + 1));
+  return scanner.blocks;
+}
+
+/** The scan's state between lines: the block continuation lines join, and what may continue it. */
+class BlockScanner {
+  readonly blocks: Block[] = [];
   /** The block that continuation lines join. */
-  let open: Block | undefined;
-  let fence: { char: string; length: number } | undefined;
+  private open: Block | undefined;
+  private fence: { char: string; length: number } | undefined;
   /**
    * Inside a list item: lines indented to its content column belong to it, and so does text
    * (lazily) while the item's paragraph is open.
    */
-  let list: { contentIndent: number; lazy: boolean; empty: boolean } | undefined;
+  private list: { contentIndent: number; lazy: boolean; empty: boolean } | undefined;
   /** The open quote ends in paragraph text (lazy continuation lines join it). */
-  let quoteLazy = false;
-  let blankSeen = false;
+  private quoteLazy = false;
+  private blankSeen = false;
 
-  const start = (kind: BlockKind, lineNo: number, raw: string, extra?: Partial<Block>): Block => {
-    const block: Block = { kind, line: lineNo, lines: [raw], ...extra };
-    blocks.push(block);
-    return block;
-  };
-
-  for (let index = 0; index < rawLines.length; index++) {
-    const raw = rawLines[index] as string;
-    const lineNo = index + 1;
+  line(raw: string, lineNo: number): void {
     const line = measure(raw);
-
-    // Inside a fenced code block: until the closing fence (or the end of the text).
-    if (fence && open) {
-      open.lines.push(raw);
-      if (closesFence(line, fence)) {
-        open.closed = true;
-        fence = undefined;
-        open = undefined;
-      }
-      continue;
+    if (this.insideOpenBlock(raw, line)) return;
+    if (isBlank(line)) {
+      this.start('blank', lineNo, raw);
+      // Blank lines do not end an indented code block (more indented lines may follow).
+      if (!(this.open?.kind === 'code' && !this.open.fenced)) this.open = undefined;
+      this.blankSeen = true;
+      return;
     }
-    // Inside an HTML comment block: until the line holding `-->`.
+    const afterBlank = this.blankSeen;
+    this.blankSeen = false;
+    if (this.inList(raw, line, lineNo, afterBlank)) return;
+    if (line.indent >= 4) {
+      this.indented(raw, lineNo);
+      return;
+    }
+    if (this.open?.kind === 'code') this.open = undefined;
+    if (this.leafStart(raw, line, lineNo)) return;
+    this.containerOrText(raw, line, lineNo);
+  }
+
+  private start(kind: BlockKind, lineNo: number, raw: string, extra?: Partial<Block>): Block {
+    const block: Block = { kind, line: lineNo, lines: [raw], ...extra };
+    this.blocks.push(block);
+    return block;
+  }
+
+  /** Fenced code until its closing fence, an HTML comment until `-->`, another HTML block until a blank line. */
+  private insideOpenBlock(raw: string, line: Line): boolean {
+    const open = this.open;
+    if (this.fence && open) {
+      open.lines.push(raw);
+      if (closesFence(line, this.fence)) {
+        open.closed = true;
+        this.fence = undefined;
+        this.open = undefined;
+      }
+      return true;
+    }
     if (open?.kind === 'comment') {
       open.lines.push(raw);
-      if (raw.includes('-->')) open = undefined;
-      continue;
+      if (raw.includes('-->')) this.open = undefined;
+      return true;
     }
-    // Inside another HTML block: until a blank line.
     if (open?.kind === 'html' && !isBlank(line)) {
       open.lines.push(raw);
-      continue;
+      return true;
     }
+    return false;
+  }
 
-    if (isBlank(line)) {
-      start('blank', lineNo, raw);
-      // Blank lines do not end an indented code block (more indented lines may follow).
-      if (!(open?.kind === 'code' && !open.fenced)) open = undefined;
-      blankSeen = true;
-      continue;
-    }
-    const afterBlank = blankSeen;
-    blankSeen = false;
-
+  /** A line indented to the open list item's content column: the item's (not top-level) content. */
+  private inList(raw: string, line: Line, lineNo: number, afterBlank: boolean): boolean {
     // An empty item followed by a blank line has ended (an item starts with at most one blank line).
-    if (list?.empty && afterBlank) list = undefined;
-    if (list) {
-      if (line.indent >= list.contentIndent) {
-        list.empty = false;
-        // An item's content (its paragraphs, code, nested lists): not top-level.
-        if (open?.kind === 'list') open.lines.push(raw);
-        else open = start('list', lineNo, raw);
-        list.lazy = paragraphText({ raw, indent: line.indent - list.contentIndent, rest: line.rest });
-        continue;
-      }
-      if (afterBlank) list = undefined;
+    if (this.list?.empty && afterBlank) this.list = undefined;
+    const list = this.list;
+    if (!list) return false;
+    if (line.indent >= list.contentIndent) {
+      list.empty = false;
+      if (this.open?.kind === 'list') this.open.lines.push(raw);
+      else this.open = this.start('list', lineNo, raw);
+      list.lazy = paragraphText({ raw, indent: line.indent - list.contentIndent, rest: line.rest });
+      return true;
     }
+    if (afterBlank) this.list = undefined;
+    return false;
+  }
 
-    // Indented code: 4+ columns that do not continue a paragraph.
-    if (line.indent >= 4) {
-      if (open && (open.kind === 'paragraph' || (open.kind === 'quote' && quoteLazy) || (open.kind === 'list' && list?.lazy) || open.kind === 'code')) {
-        open.lines.push(raw);
-      } else {
-        open = start('code', lineNo, raw, { fenced: false });
-      }
-      continue;
+  /** 4+ columns: indented code, unless it continues a paragraph (or code). */
+  private indented(raw: string, lineNo: number): void {
+    const open = this.open;
+    if (open && (open.kind === 'paragraph' || (open.kind === 'quote' && this.quoteLazy) || (open.kind === 'list' && this.list?.lazy) || open.kind === 'code')) {
+      open.lines.push(raw);
+    } else {
+      this.open = this.start('code', lineNo, raw, { fenced: false });
     }
-    if (open?.kind === 'code') open = undefined;
+  }
 
+  /** A fence, an ATX heading, an HTML comment, a setext underline or a thematic break. */
+  private leafStart(raw: string, line: Line, lineNo: number): boolean {
     const opening = fenceOpening(line);
     if (opening) {
-      fence = opening;
-      open = start('code', lineNo, raw, { fenced: true, closed: false });
-      list = undefined;
-      continue;
+      this.fence = opening;
+      this.open = this.start('code', lineNo, raw, { fenced: true, closed: false });
+      this.list = undefined;
+      return true;
     }
     const heading = atxHeading(line);
     if (heading) {
-      start('heading', lineNo, raw, heading);
-      open = undefined;
-      list = undefined;
-      continue;
+      this.start('heading', lineNo, raw, heading);
+      this.open = undefined;
+      this.list = undefined;
+      return true;
     }
-    const html = htmlStart(line);
-    if (html === 'comment') {
-      const block = start('comment', lineNo, raw);
-      open = raw.indexOf('-->', raw.indexOf('<!--') + 4) === -1 ? block : undefined;
-      list = undefined;
-      continue;
+    if (htmlStart(line) === 'comment') {
+      const block = this.start('comment', lineNo, raw);
+      this.open = raw.indexOf('-->', raw.indexOf('<!--') + 4) === -1 ? block : undefined;
+      this.list = undefined;
+      return true;
     }
-    if (open?.kind === 'paragraph') {
-      const depth = setextUnderline(line);
-      if (depth) {
-        // The paragraph was a setext heading.
-        open.kind = 'heading';
-        open.depth = depth;
-        open.text = open.lines.map((l) => l.trim()).join('\n');
-        open.lines.push(raw);
-        open = undefined;
-        continue;
-      }
+    const open = this.open;
+    const depth = open?.kind === 'paragraph' ? setextUnderline(line) : undefined;
+    if (open && depth) {
+      // The paragraph was a setext heading.
+      open.kind = 'heading';
+      open.depth = depth;
+      open.text = open.lines.map((l) => l.trim()).join('\n');
+      open.lines.push(raw);
+      this.open = undefined;
+      return true;
     }
     if (thematicBreak(line)) {
-      start('hr', lineNo, raw);
-      open = undefined;
-      list = undefined;
-      continue;
+      this.start('hr', lineNo, raw);
+      this.open = undefined;
+      this.list = undefined;
+      return true;
     }
+    return false;
+  }
+
+  /** A quote line, a list item, an HTML block, or text (which may continue a paragraph, lazily a quote or an item). */
+  private containerOrText(raw: string, line: Line, lineNo: number): void {
+    const open = this.open;
     if (line.rest.startsWith('>')) {
-      if (open?.kind !== 'quote') open = start('quote', lineNo, raw);
+      if (open?.kind !== 'quote') this.open = this.start('quote', lineNo, raw);
       else open.lines.push(raw);
-      quoteLazy = quoteLineIsText(line);
-      list = undefined;
-      continue;
+      this.quoteLazy = quoteLineIsText(line);
+      this.list = undefined;
+      return;
     }
     const item = listItem(line);
     if (item) {
-      open = start('list', lineNo, raw);
-      list = {
+      this.open = this.start('list', lineNo, raw);
+      this.list = {
         contentIndent: item.contentIndent,
         lazy: !item.empty && paragraphText(measure(line.rest.replace(/^([-+*]|\d{1,9}[.)])/, ''))),
         empty: item.empty,
       };
-      continue;
+      return;
     }
+    const html = htmlStart(line);
     if (html === 'block' || (html === 'inline' && !(open && (open.kind === 'paragraph' || open.kind === 'quote' || open.kind === 'list')))) {
-      open = start('html', lineNo, raw);
-      list = undefined;
-      continue;
+      this.open = this.start('html', lineNo, raw);
+      this.list = undefined;
+      return;
     }
-    // Text: continues a paragraph, or (lazily) a quote's or a list item's paragraph; else starts a paragraph.
-    if (
-      open &&
-      (open.kind === 'paragraph' ||
-        (open.kind === 'quote' && quoteLazy) ||
-        (open.kind === 'list' && list?.lazy))
-    ) {
+    if (open && (open.kind === 'paragraph' || (open.kind === 'quote' && this.quoteLazy) || (open.kind === 'list' && this.list?.lazy))) {
       open.lines.push(raw);
-      continue;
+      return;
     }
-    open = start('paragraph', lineNo, raw);
-    list = undefined;
+    this.open = this.start('paragraph', lineNo, raw);
+    this.list = undefined;
   }
-  return blocks;
 }
 
 /**
