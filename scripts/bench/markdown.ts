@@ -6,7 +6,8 @@
  *   node --import tsx scripts/bench/markdown.ts [--rounds 200]
  *
  * Prints, per issue body of tests/fixtures/real-issues/issues.json (real GitHub issues) and of the
- * webhook fixtures: µs per body for the scanner (`markdownSections`, what a decision runs) and for
+ * webhook fixtures: µs per body for the scanner (`scanMarkdown`; with `markdownSections`, what a
+ * decision runs) and for
  * marked 18's block lexer (`Lexer.blockTokens`, the inline pass left out, which only makes marked
  * cheaper), both with GFM on and off (GFM's table rule is one of the slow paths). Then the same for
  * bodies a hostile author can write, at 16 and 64 KiB: ms, or the error marked throws.
@@ -14,7 +15,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Lexer } from 'marked';
-import { markdownSections } from '../../src/triage/templates.js';
+import { markdownSections, scanMarkdown } from '../../src/triage/templates.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
@@ -37,7 +38,8 @@ function bodies(): string[] {
 
 type Parser = (text: string) => unknown;
 const parsers: [string, Parser][] = [
-  ['scanner', (t) => markdownSections(t)],
+  ['scanner', (t) => scanMarkdown(t)],
+  ['scanner + sections', (t) => markdownSections(t)],
   ['marked gfm', (t) => new Lexer({ gfm: true }).blockTokens(t, [])],
   ['marked commonmark', (t) => new Lexer({ gfm: false }).blockTokens(t, [])],
 ];
@@ -72,7 +74,7 @@ const texts = bodies();
 const rounds = argument('--rounds', 200);
 const chars = texts.reduce((s, t) => s + t.length, 0);
 console.log(`${texts.length} issue bodies (mean ${Math.round(chars / texts.length)} characters), ${rounds} rounds`);
-for (const [name, parse] of parsers) console.log(`  ${name.padEnd(18)} ${perBody(parse, texts, rounds).toFixed(1)} µs per body`);
+for (const [name, parse] of parsers) console.log(`  ${name.padEnd(20)} ${perBody(parse, texts, rounds).toFixed(1)} µs per body`);
 console.log('\nhostile bodies (one run each)');
 for (const [name, make] of hostile) {
   for (const bytes of [16 * 1024, 64 * 1024]) {

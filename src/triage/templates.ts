@@ -11,12 +11,13 @@ import type { TemplateInfo } from './types.js';
  *
  * Why not `marked`'s lexer in production: an issue body is written by anyone who can open an issue,
  * it is parsed on the event loop that answers webhooks, and marked 18 is not linear on hostile input.
- * `node --import tsx scripts/bench/markdown.ts` (2-core machine, shared): on 46 real issue bodies
- * this scanner takes 50 µs per body, marked's block lexer 104 µs (GFM) or 60 µs (CommonMark) — no
- * cost that matters; but 64 KiB of `> a\nb\n` (a quote with lazy lines) takes marked 7.2–8.3 s,
- * 64 KiB of `a\n-\n` 4.8 s with GFM, and 16 KiB of `>` or `1. ` nesting overflows its stack
- * (RangeError after 0.2–0.7 s), where the scanner needs 0.1–25 ms. That cost matters: one such
- * issue would stall every delivery for seconds. So `marked` stays the tests' reference, not the parser.
+ * `node --import tsx scripts/bench/markdown.ts --rounds 1000` (2-core machine shared with other
+ * work, so figures vary by 2× between runs): on 53 real issue bodies this scanner takes 26 µs per
+ * body (36 µs with the sections), marked's block lexer 72 µs (GFM) or 87 µs (CommonMark) — no cost
+ * that matters. But 64 KiB of `> a\nb\n` (a quote with lazy lines) takes marked 7–9 s, 64 KiB of
+ * `a\n-\n` 4.8–7.6 s with GFM, and 16 KiB of `>` or `1. ` nesting overflows its stack (RangeError
+ * after 0.2–1 s), where this scanner needs 0.1–440 ms. That cost matters: one such issue would stall
+ * every delivery for seconds. So `marked` is the tests' reference, not the parser.
  */
 export const MARKDOWN_LIMITS = {
   /** Characters of a body scanned for headings and sections (headings after this are not seen). */
