@@ -1,7 +1,7 @@
 /**
  * What `marked`'s lexer would cost the service against the block scanner of `src/triage/templates.ts`
- * (docs/architecture.md: an issue body is written by anyone who can open an issue, and it is parsed
- * on the event loop that also answers webhooks).
+ * (an issue body is written by anyone who can open an issue, and it is parsed on the event loop that
+ * also answers webhooks).
  *
  *   node --import tsx scripts/bench/markdown.ts [--rounds 200]
  *
