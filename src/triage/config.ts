@@ -66,8 +66,9 @@ const ruleSchema = z.strictObject(
         { error: 'expected template or a list of headings' },
       )
       .optional(),
+    optional_sections: stringList('a heading').optional(),
   },
-  { error: 'expected a mapping of conditions (title, body, files, missing_sections, match)' },
+  { error: 'expected a mapping of conditions (title, body, files, missing_sections, match, optional_sections)' },
 );
 
 const sizeSchema = z.strictObject(
@@ -105,7 +106,7 @@ const topSchema = z.strictObject(
 /** The keys a mapping at `path` may hold, for an unknown key's message. */
 function knownKeys(path: readonly PathSegment[]): string | undefined {
   if (path.length === 0) return 'labels, size, commands';
-  if (path.length === 2 && path[0] === 'labels') return 'match, title, body, files, missing_sections';
+  if (path.length === 2 && path[0] === 'labels') return 'match, title, body, files, missing_sections, optional_sections';
   if (path.length === 1 && path[0] === 'size') return 'labels, exclude';
   if (path.length === 1 && path[0] === 'commands') return 'enabled, min_permission, reply';
   return undefined;
@@ -257,6 +258,20 @@ function compileList(
   });
 }
 
+/**
+ * `optional_sections`: headings of a markdown template that never count (it counts every other
+ * heading; a form counts its required fields and this does not apply to it). Only with
+ * `missing_sections: template`.
+ */
+function parseOptionalSections(raw: unknown, list: string[], rule: LabelRule, path: PathSegment[]): void {
+  const at = [...path, 'optional_sections'];
+  if (rule.missingSections !== 'template') {
+    throw new Problem(at, `${formatPath(at)}: only with missing_sections: template (a list of headings names the ones that count)`);
+  }
+  compileList(raw, list, at, () => undefined, 'heading');
+  rule.optionalSections = list.map((h) => h.trim());
+}
+
 function parseRule(name: string, raw: unknown, globs: PatternCache): LabelRule {
   const path: PathSegment[] = ['labels', name];
   // `needs-info:` with nothing under it: reported as a rule without conditions.
@@ -289,6 +304,7 @@ function parseRule(name: string, raw: unknown, globs: PatternCache): LabelRule {
       rule.missingSections = sections.map((h) => h.trim());
     }
   }
+  if (value.optional_sections) parseOptionalSections(rawRule.optional_sections, value.optional_sections, rule, path);
   return rule;
 }
 

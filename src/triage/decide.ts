@@ -1,5 +1,5 @@
 import { PatternCache, truncateEvidence } from './patterns.js';
-import { markdownSections, normalizeHeading, type Section } from './templates.js';
+import { markdownSections, normalizeHeading, requiredHeadings, type Section, sectionAnswered } from './templates.js';
 import type { AllowedCommand, DecideContext, LabelRule, Ownership, Plan, PlannedChange, Reason, SubjectState, TemplateInfo } from './types.js';
 
 /** A changed file; `previousFilename` (Gitea's `previous_filename`) lets a rename out of a folder count for it. */
@@ -62,14 +62,19 @@ class BodySections {
 
 /**
  * Headings of `wanted` that the body lacks, or whose section is empty (blank, HTML comments only,
- * `_No response_` as Gitea writes for an empty form field, list items without text).
+ * `_No response_` as Gitea writes for an empty form field, a bare `...`, list items without text)
+ * or holds nothing but the template's own text under that heading (`placeholders`).
  */
-export function missingSections(body: string | readonly Section[], wanted: readonly string[]): string[] {
+export function missingSections(
+  body: string | readonly Section[],
+  wanted: readonly string[],
+  placeholders: Readonly<Record<string, readonly string[]>> = {},
+): string[] {
   const sections = typeof body === 'string' ? markdownSections(body) : body;
   const filled = new Map<string, boolean>();
   for (const s of sections) {
     const key = normalizeHeading(s.heading);
-    filled.set(key, (filled.get(key) ?? false) || s.filled);
+    filled.set(key, (filled.get(key) ?? false) || sectionAnswered(s, placeholders[key]));
   }
   const missing: string[] = [];
   const seen = new Set<string>();
@@ -88,22 +93,25 @@ function sectionsCondition(
   subject: SubjectState,
   templates: readonly TemplateInfo[],
   sections: BodySections,
+  optional?: readonly string[],
 ): Outcome {
   // Issue templates are about issues: on a pull request the condition does not hold.
   if (subject.kind !== 'issue') return FAILS;
   let headings: readonly string[];
+  let placeholders: TemplateInfo['placeholders'];
   let from = '';
   if (wanted === 'template') {
     const present = new Set(sections.get().map((s) => normalizeHeading(s.heading)));
     const template = matchTemplate(present, templates);
     // No template shares a heading with the body: nothing to hold it against.
     if (!template) return FAILS;
-    headings = template.headings;
+    headings = requiredHeadings(template, optional);
+    placeholders = template.placeholders;
     from = ` (template ${JSON.stringify(template.name)})`;
   } else {
     headings = wanted;
   }
-  const missing = missingSections(sections.get(), headings);
+  const missing = missingSections(sections.get(), headings, placeholders);
   if (missing.length === 0) return FAILS;
   return { state: 'holds', rule, evidence: `missing or empty: ${missing.join(', ')}${from}` };
 }
@@ -122,7 +130,7 @@ function evaluate(label: string, rule: LabelRule, subject: SubjectState, templat
   if (rule.title) outcomes.push(patternsCondition(`${base}.title`, rule.title, subject.title));
   if (rule.body) outcomes.push(patternsCondition(`${base}.body`, rule.body, subject.body));
   if (rule.files) outcomes.push(filesCondition(`${base}.files`, rule.files, subject, patterns));
-  if (rule.missingSections) outcomes.push(sectionsCondition(`${base}.missing_sections`, rule.missingSections, subject, templates, sections));
+  if (rule.missingSections) outcomes.push(sectionsCondition(`${base}.missing_sections`, rule.missingSections, subject, templates, sections, rule.optionalSections));
   if (outcomes.length === 0) return FAILS;
 
   if (rule.match === 'all') {

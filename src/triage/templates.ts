@@ -4,14 +4,19 @@ import type { IssueTemplateSource, TemplateInfo } from './types.js';
 /**
  * Markdown as far as triage needs it: the top-level blocks of an issue body or a comment —
  * headings, paragraphs, code, quotes, lists, HTML comments — found line by line in linear time.
+ * It follows CommonMark for what it reports (ATX and setext headings, fenced and indented code,
+ * block quotes with lazy continuation, HTML comment blocks, list items), and the unit tests hold its
+ * headings against `marked`'s on ordinary documents.
  *
- * Why not `marked`'s lexer: an issue body is written by anyone who can open an issue, and marked 18
- * is not linear on hostile input. Measured on this machine: 64 KiB of `a\n-\n` (setext headings)
- * takes 2.3 s just to block-lex (256 KiB: 38 s); 64 KiB of `>` or `1. ` nesting overflows the stack;
- * 256 KiB of `*a` takes 23 s in the inline lexer. This scanner follows CommonMark for what it
- * reports (ATX and setext headings, fenced and indented code, block quotes with lazy continuation,
- * HTML comment blocks, list items) and the unit tests compare its headings with marked's on
- * ordinary documents.
+ * Why not `marked`'s lexer in production: an issue body is written by anyone who can open an issue,
+ * it is parsed on the event loop that answers webhooks, and marked 18 is not linear on hostile input.
+ * `node --import tsx scripts/bench/markdown.ts --rounds 1000` (2-core machine shared with other
+ * work, so figures vary by 2× between runs): on 53 real issue bodies this scanner takes 26 µs per
+ * body (36 µs with the sections), marked's block lexer 72 µs (GFM) or 87 µs (CommonMark) — no cost
+ * that matters. But 64 KiB of `> a\nb\n` (a quote with lazy lines) takes marked 7–9 s, 64 KiB of
+ * `a\n-\n` 4.8–7.6 s with GFM, and 16 KiB of `>` or `1. ` nesting overflows its stack (RangeError
+ * after 0.2–1 s), where this scanner needs 0.1–440 ms. That cost matters: one such issue would stall
+ * every delivery for seconds. So `marked` is the tests' reference, not the parser.
  */
 export const MARKDOWN_LIMITS = {
   /** Characters of a body scanned for headings and sections (headings after this are not seen). */
@@ -179,164 +184,182 @@ function htmlStart(line: Line): 'comment' | 'block' | 'inline' | undefined {
 
 /** The top-level blocks of `markdown` (at most `MARKDOWN_LIMITS.maxScanLength` characters of it). */
 export function scanMarkdown(markdown: string): Block[] {
-  const text = capText(markdown, MARKDOWN_LIMITS.maxScanLength);
-  const rawLines = text.split(/\r\n|\r|\n/);
-  const blocks: Block[] = [];
+  const scanner = new BlockScanner();
+  capText(markdown, MARKDOWN_LIMITS.maxScanLength)
+    .split(/\r\n|\r|\n/)
+    .forEach((raw, index) => scanner.line(raw, index + 1));
+  return scanner.blocks;
+}
+
+/** The scan's state between lines: the block continuation lines join, and what may continue it. */
+class BlockScanner {
+  readonly blocks: Block[] = [];
   /** The block that continuation lines join. */
-  let open: Block | undefined;
-  let fence: { char: string; length: number } | undefined;
+  private open: Block | undefined;
+  private fence: { char: string; length: number } | undefined;
   /**
    * Inside a list item: lines indented to its content column belong to it, and so does text
    * (lazily) while the item's paragraph is open.
    */
-  let list: { contentIndent: number; lazy: boolean; empty: boolean } | undefined;
+  private list: { contentIndent: number; lazy: boolean; empty: boolean } | undefined;
   /** The open quote ends in paragraph text (lazy continuation lines join it). */
-  let quoteLazy = false;
-  let blankSeen = false;
+  private quoteLazy = false;
+  private blankSeen = false;
 
-  const start = (kind: BlockKind, lineNo: number, raw: string, extra?: Partial<Block>): Block => {
-    const block: Block = { kind, line: lineNo, lines: [raw], ...extra };
-    blocks.push(block);
-    return block;
-  };
-
-  for (let index = 0; index < rawLines.length; index++) {
-    const raw = rawLines[index] as string;
-    const lineNo = index + 1;
+  line(raw: string, lineNo: number): void {
     const line = measure(raw);
-
-    // Inside a fenced code block: until the closing fence (or the end of the text).
-    if (fence && open) {
-      open.lines.push(raw);
-      if (closesFence(line, fence)) {
-        open.closed = true;
-        fence = undefined;
-        open = undefined;
-      }
-      continue;
+    if (this.insideOpenBlock(raw, line)) return;
+    if (isBlank(line)) {
+      this.start('blank', lineNo, raw);
+      // Blank lines do not end an indented code block (more indented lines may follow).
+      if (!(this.open?.kind === 'code' && !this.open.fenced)) this.open = undefined;
+      this.blankSeen = true;
+      return;
     }
-    // Inside an HTML comment block: until the line holding `-->`.
+    const afterBlank = this.blankSeen;
+    this.blankSeen = false;
+    if (this.inList(raw, line, lineNo, afterBlank)) return;
+    if (line.indent >= 4) {
+      this.indented(raw, lineNo);
+      return;
+    }
+    if (this.open?.kind === 'code') this.open = undefined;
+    if (this.leafStart(raw, line, lineNo)) return;
+    this.containerOrText(raw, line, lineNo);
+  }
+
+  private start(kind: BlockKind, lineNo: number, raw: string, extra?: Partial<Block>): Block {
+    const block: Block = { kind, line: lineNo, lines: [raw], ...extra };
+    this.blocks.push(block);
+    return block;
+  }
+
+  /** Fenced code until its closing fence, an HTML comment until `-->`, another HTML block until a blank line. */
+  private insideOpenBlock(raw: string, line: Line): boolean {
+    const open = this.open;
+    if (this.fence && open) {
+      open.lines.push(raw);
+      if (closesFence(line, this.fence)) {
+        open.closed = true;
+        this.fence = undefined;
+        this.open = undefined;
+      }
+      return true;
+    }
     if (open?.kind === 'comment') {
       open.lines.push(raw);
-      if (raw.includes('-->')) open = undefined;
-      continue;
+      if (raw.includes('-->')) this.open = undefined;
+      return true;
     }
-    // Inside another HTML block: until a blank line.
     if (open?.kind === 'html' && !isBlank(line)) {
       open.lines.push(raw);
-      continue;
+      return true;
     }
+    return false;
+  }
 
-    if (isBlank(line)) {
-      start('blank', lineNo, raw);
-      // Blank lines do not end an indented code block (more indented lines may follow).
-      if (!(open?.kind === 'code' && !open.fenced)) open = undefined;
-      blankSeen = true;
-      continue;
-    }
-    const afterBlank = blankSeen;
-    blankSeen = false;
-
+  /** A line indented to the open list item's content column: the item's (not top-level) content. */
+  private inList(raw: string, line: Line, lineNo: number, afterBlank: boolean): boolean {
     // An empty item followed by a blank line has ended (an item starts with at most one blank line).
-    if (list?.empty && afterBlank) list = undefined;
-    if (list) {
-      if (line.indent >= list.contentIndent) {
-        list.empty = false;
-        // An item's content (its paragraphs, code, nested lists): not top-level.
-        if (open?.kind === 'list') open.lines.push(raw);
-        else open = start('list', lineNo, raw);
-        list.lazy = paragraphText({ raw, indent: line.indent - list.contentIndent, rest: line.rest });
-        continue;
-      }
-      if (afterBlank) list = undefined;
+    if (this.list?.empty && afterBlank) this.list = undefined;
+    const list = this.list;
+    if (!list) return false;
+    if (line.indent >= list.contentIndent) {
+      list.empty = false;
+      if (this.open?.kind === 'list') this.open.lines.push(raw);
+      else this.open = this.start('list', lineNo, raw);
+      list.lazy = paragraphText({ raw, indent: line.indent - list.contentIndent, rest: line.rest });
+      return true;
     }
+    if (afterBlank) this.list = undefined;
+    return false;
+  }
 
-    // Indented code: 4+ columns that do not continue a paragraph.
-    if (line.indent >= 4) {
-      if (open && (open.kind === 'paragraph' || (open.kind === 'quote' && quoteLazy) || (open.kind === 'list' && list?.lazy) || open.kind === 'code')) {
-        open.lines.push(raw);
-      } else {
-        open = start('code', lineNo, raw, { fenced: false });
-      }
-      continue;
+  /** 4+ columns: indented code, unless it continues a paragraph (or code). */
+  private indented(raw: string, lineNo: number): void {
+    const open = this.open;
+    if (open && (open.kind === 'paragraph' || (open.kind === 'quote' && this.quoteLazy) || (open.kind === 'list' && this.list?.lazy) || open.kind === 'code')) {
+      open.lines.push(raw);
+    } else {
+      this.open = this.start('code', lineNo, raw, { fenced: false });
     }
-    if (open?.kind === 'code') open = undefined;
+  }
 
+  /** A fence, an ATX heading, an HTML comment, a setext underline or a thematic break. */
+  private leafStart(raw: string, line: Line, lineNo: number): boolean {
     const opening = fenceOpening(line);
     if (opening) {
-      fence = opening;
-      open = start('code', lineNo, raw, { fenced: true, closed: false });
-      list = undefined;
-      continue;
+      this.fence = opening;
+      this.open = this.start('code', lineNo, raw, { fenced: true, closed: false });
+      this.list = undefined;
+      return true;
     }
     const heading = atxHeading(line);
     if (heading) {
-      start('heading', lineNo, raw, heading);
-      open = undefined;
-      list = undefined;
-      continue;
+      this.start('heading', lineNo, raw, heading);
+      this.open = undefined;
+      this.list = undefined;
+      return true;
     }
-    const html = htmlStart(line);
-    if (html === 'comment') {
-      const block = start('comment', lineNo, raw);
-      open = raw.indexOf('-->', raw.indexOf('<!--') + 4) === -1 ? block : undefined;
-      list = undefined;
-      continue;
+    if (htmlStart(line) === 'comment') {
+      const block = this.start('comment', lineNo, raw);
+      this.open = raw.indexOf('-->', raw.indexOf('<!--') + 4) === -1 ? block : undefined;
+      this.list = undefined;
+      return true;
     }
-    if (open?.kind === 'paragraph') {
-      const depth = setextUnderline(line);
-      if (depth) {
-        // The paragraph was a setext heading.
-        open.kind = 'heading';
-        open.depth = depth;
-        open.text = open.lines.map((l) => l.trim()).join('\n');
-        open.lines.push(raw);
-        open = undefined;
-        continue;
-      }
+    const open = this.open;
+    const depth = open?.kind === 'paragraph' ? setextUnderline(line) : undefined;
+    if (open && depth) {
+      // The paragraph was a setext heading.
+      open.kind = 'heading';
+      open.depth = depth;
+      open.text = open.lines.map((l) => l.trim()).join('\n');
+      open.lines.push(raw);
+      this.open = undefined;
+      return true;
     }
     if (thematicBreak(line)) {
-      start('hr', lineNo, raw);
-      open = undefined;
-      list = undefined;
-      continue;
+      this.start('hr', lineNo, raw);
+      this.open = undefined;
+      this.list = undefined;
+      return true;
     }
+    return false;
+  }
+
+  /** A quote line, a list item, an HTML block, or text (which may continue a paragraph, lazily a quote or an item). */
+  private containerOrText(raw: string, line: Line, lineNo: number): void {
+    const open = this.open;
     if (line.rest.startsWith('>')) {
-      if (open?.kind !== 'quote') open = start('quote', lineNo, raw);
+      if (open?.kind !== 'quote') this.open = this.start('quote', lineNo, raw);
       else open.lines.push(raw);
-      quoteLazy = quoteLineIsText(line);
-      list = undefined;
-      continue;
+      this.quoteLazy = quoteLineIsText(line);
+      this.list = undefined;
+      return;
     }
     const item = listItem(line);
     if (item) {
-      open = start('list', lineNo, raw);
-      list = {
+      this.open = this.start('list', lineNo, raw);
+      this.list = {
         contentIndent: item.contentIndent,
         lazy: !item.empty && paragraphText(measure(line.rest.replace(/^([-+*]|\d{1,9}[.)])/, ''))),
         empty: item.empty,
       };
-      continue;
+      return;
     }
+    const html = htmlStart(line);
     if (html === 'block' || (html === 'inline' && !(open && (open.kind === 'paragraph' || open.kind === 'quote' || open.kind === 'list')))) {
-      open = start('html', lineNo, raw);
-      list = undefined;
-      continue;
+      this.open = this.start('html', lineNo, raw);
+      this.list = undefined;
+      return;
     }
-    // Text: continues a paragraph, or (lazily) a quote's or a list item's paragraph; else starts a paragraph.
-    if (
-      open &&
-      (open.kind === 'paragraph' ||
-        (open.kind === 'quote' && quoteLazy) ||
-        (open.kind === 'list' && list?.lazy))
-    ) {
+    if (open && (open.kind === 'paragraph' || (open.kind === 'quote' && this.quoteLazy) || (open.kind === 'list' && this.list?.lazy))) {
       open.lines.push(raw);
-      continue;
+      return;
     }
-    open = start('paragraph', lineNo, raw);
-    list = undefined;
+    this.open = this.start('paragraph', lineNo, raw);
+    this.list = undefined;
   }
-  return blocks;
 }
 
 /**
@@ -364,15 +387,28 @@ export function markdownHeadings(markdown: string): string[] {
 export interface Section {
   heading: string;
   depth: number;
-  /** Whether the section holds something besides blank lines, HTML comments, `_No response_`, empty list items and sub-headings. */
+  /** Whether the section holds something besides blank lines, HTML comments, `_No response_`, `...`, empty list items and sub-headings. */
   filled: boolean;
+  /**
+   * The section's text lines as `answerText` gives them, distinct, at most `MAX_ANSWERS`: what a
+   * template's own text under the same heading is compared with (`sectionAnswered`).
+   */
+  answers: string[];
 }
 
 /**
  * What Gitea writes for an empty form field: `_No response_` (modules/issue/template/template.go,
- * `blankPlaceholder` in `valuedField.WriteTo`, for input, textarea and dropdown fields).
+ * `blankPlaceholder` in `valuedField.WriteTo`, for input, textarea and dropdown fields; GitHub
+ * writes the same for an empty optional field, or leaves the field out).
  */
 export const NO_RESPONSE = '_No response_';
+
+/**
+ * Distinct lines kept per section, and template lines kept per heading: a section with more
+ * distinct lines than its template has is answered whatever they are, so `MAX_ANSWERS` template
+ * lines and `MAX_ANSWERS + 1` body lines decide it, however long the body is.
+ */
+const MAX_ANSWERS = 64;
 
 /** Drops HTML comments (`<!-- … -->`, also across lines; an unclosed one runs to the end). */
 export function stripHtmlComments(text: string): string {
@@ -388,30 +424,44 @@ export function stripHtmlComments(text: string): string {
   }
 }
 
-function blockFilled(block: Block): boolean {
+/**
+ * A line of a section as it is compared: list marker and task box (`1.`, `-`, `- [ ]`) dropped,
+ * whitespace collapsed, case-folded; `''` for a line that answers nothing — blank, `_No response_`,
+ * or a bare `...` (`…`), the placeholder of many templates (Gitea's own issue_template.md had one
+ * under `## Description`).
+ */
+export function answerText(line: string): string {
+  const text = line
+    .trim()
+    .replace(/^([-+*]|\d{1,9}[.)])(\s+\[[ xX]?\])?(\s|$)/, '')
+    .replace(/\s+/g, ' ')
+    .trim();
+  if (text === NO_RESPONSE || text === '...' || text === '…') return '';
+  return text.toLowerCase();
+}
+
+/** The lines of a block that may answer a section (fences, comments, headings and rules are not text). */
+function blockText(block: Block): string[] {
   switch (block.kind) {
     case 'blank':
     case 'comment':
     case 'heading':
     case 'hr':
-      return false;
-    case 'code': {
+      return [];
+    case 'code':
       // A fenced block's fence lines are not content: an empty block is empty.
-      const body = block.fenced ? block.lines.slice(1, block.closed ? -1 : undefined) : block.lines;
-      return body.some((l) => l.trim().length > 0);
-    }
-    case 'list': {
-      // An item with nothing after its marker (`1.`, `-`, `- [ ]`) is a template's placeholder.
-      const text = stripHtmlComments(block.lines.join('\n'));
-      return text
-        .split('\n')
-        .map((l) => l.trim().replace(/^([-+*]|\d{1,9}[.)])(\s+\[[ xX]?\])?/, '').trim())
-        .some((l) => l.length > 0);
-    }
-    default: {
-      const text = stripHtmlComments(block.lines.join('\n')).trim();
-      return text.length > 0 && text !== NO_RESPONSE;
-    }
+      return block.fenced ? block.lines.slice(1, block.closed ? -1 : undefined) : block.lines;
+    default:
+      return stripHtmlComments(block.lines.join('\n')).split('\n');
+  }
+}
+
+/** Adds a block's answering lines to `answers` (distinct, up to `MAX_ANSWERS + 1`). */
+function collectAnswers(block: Block, answers: Set<string>): void {
+  for (const line of blockText(block)) {
+    if (answers.size > MAX_ANSWERS) return;
+    const text = answerText(line);
+    if (text !== '') answers.add(text);
   }
 }
 
@@ -422,18 +472,25 @@ export function markdownSections(markdown: string): Section[] {
   blocks.forEach((block, i) => {
     if (block.kind !== 'heading' || !block.text) return;
     const depth = block.depth ?? 1;
-    let filled = false;
-    for (let j = i + 1; j < blocks.length; j++) {
+    const answers = new Set<string>();
+    for (let j = i + 1; j < blocks.length && answers.size <= MAX_ANSWERS; j++) {
       const next = blocks[j] as Block;
       if (next.kind === 'heading' && (next.depth ?? 1) <= depth) break;
-      if (blockFilled(next)) {
-        filled = true;
-        break;
-      }
+      collectAnswers(next, answers);
     }
-    sections.push({ heading: block.text, depth, filled });
+    sections.push({ heading: block.text, depth, filled: answers.size > 0, answers: [...answers] });
   });
   return sections;
+}
+
+/**
+ * Whether a section answers its heading: it holds a line that is not the template's own text under
+ * that heading (`placeholders`, as `answerText` gives them).
+ */
+export function sectionAnswered(section: Section, placeholders: readonly string[] = []): boolean {
+  if (placeholders.length === 0) return section.filled;
+  const own = new Set(placeholders);
+  return section.answers.some((line) => !own.has(line));
 }
 
 /** Field types Gitea renders into the issue body with a `### <label>` heading. */
@@ -450,7 +507,19 @@ const HEADED_FIELDS = new Set(['input', 'textarea', 'dropdown', 'checkboxes']);
  * - `attributes.hide_label: true` writes the value without the heading.
  */
 export function formHeadings(body: NonNullable<IssueTemplateSource['body']>): string[] {
-  const headings: string[] = [];
+  return formSections(body).map((f) => f.heading);
+}
+
+/** A form field as the issue body shows it: its heading, whether the form requires it, its own text. */
+interface FormSection {
+  heading: string;
+  required: boolean;
+  /** The field's `placeholder` and `value` lines, as `answerText` gives them. */
+  placeholders: string[];
+}
+
+function formSections(body: NonNullable<IssueTemplateSource['body']>): FormSection[] {
+  const sections: FormSection[] = [];
   for (const field of body) {
     if (!field || !HEADED_FIELDS.has(field.type)) continue;
     // Gitea renders only content-visible fields into the body; an empty or absent list means the
@@ -464,13 +533,65 @@ export function formHeadings(body: NonNullable<IssueTemplateSource['body']>): st
     // The body holds `### <label>`: read it back as a heading is read from a body (first line,
     // closing `#`s dropped), so the template and the body compare the same text.
     const heading = atxHeading(measure(`### ${label.split(/\r\n|\r|\n/)[0] ?? ''}`));
-    if (heading && heading.text !== '') headings.push(heading.text);
+    if (!heading || heading.text === '') continue;
+    // `validations.required` is checked by the browser only (the `required` attribute in
+    // templates/repo/issue/fields/input.tmpl and textarea.tmpl; dropdown.tmpl: "FIXME: required
+    // validation"); NewIssuePost (routers/web/repo/issue_new.go) renders the form with
+    // `RenderToMarkdown` without checking it, and the API takes any body. So a required field can be
+    // empty (`_No response_`), and only required fields are held against the issue.
+    const required = field.validations?.required === true;
+    // `value` pre-fills the field and `placeholder` is its hint (the same templates): text the author
+    // left as it was, or copied from the hint, is not an answer.
+    const own = [attributes.placeholder, attributes.value].filter((v): v is string => typeof v === 'string');
+    sections.push({ heading: heading.text, required, placeholders: ownLines(own.join('\n').split(/\r\n|\r|\n/)) });
   }
-  return headings;
+  return sections;
 }
 
-/** An issue template reduced to its headings: a markdown template's `##`/`###`, a form's field labels. */
+/** Distinct `answerText`s of a template's lines, at most `MAX_ANSWERS`. */
+function ownLines(lines: readonly string[]): string[] {
+  const own = new Set<string>();
+  for (const line of lines) {
+    const text = answerText(line);
+    if (text !== '') own.add(text);
+    if (own.size >= MAX_ANSWERS) break;
+  }
+  return [...own];
+}
+
+/**
+ * An issue template reduced to what `missing_sections: template` needs: its headings (a markdown
+ * template's `##`/`###`, a form's field labels), a form's required fields (`validations.required:
+ * true`), and the template's own text under each heading (a markdown template's placeholder text,
+ * a field's `placeholder`/`value`).
+ */
 export function templateInfo(t: IssueTemplateSource): TemplateInfo {
-  const headings = Array.isArray(t.body) && t.body.length > 0 ? formHeadings(t.body) : markdownHeadings(t.content ?? '');
-  return { name: t.name, fileName: t.file_name, headings };
+  if (Array.isArray(t.body) && t.body.length > 0) {
+    const fields = formSections(t.body);
+    const placeholders: Record<string, string[]> = {};
+    for (const f of fields) if (f.placeholders.length > 0) placeholders[normalizeHeading(f.heading)] = f.placeholders;
+    return {
+      name: t.name,
+      fileName: t.file_name,
+      headings: fields.map((f) => f.heading),
+      required: fields.filter((f) => f.required).map((f) => f.heading),
+      placeholders,
+    };
+  }
+  const sections = markdownSections(t.content ?? '').filter((s) => s.depth === 2 || s.depth === 3);
+  const placeholders: Record<string, string[]> = {};
+  for (const s of sections) if (s.answers.length > 0) placeholders[normalizeHeading(s.heading)] = s.answers.slice(0, MAX_ANSWERS);
+  // No `required`: every heading of a markdown template counts, but those a rule names optional.
+  return { name: t.name, fileName: t.file_name, headings: sections.map((s) => s.heading), placeholders };
+}
+
+/**
+ * The headings of `template` an issue must fill under a rule: a form's required fields (the form
+ * says which; `optional_sections` does not apply); every heading of a markdown template but those
+ * the rule names in `optional_sections`.
+ */
+export function requiredHeadings(template: TemplateInfo, optional: readonly string[] = []): string[] {
+  if (template.required) return template.required;
+  const skip = new Set(optional.map(normalizeHeading));
+  return template.headings.filter((h) => !skip.has(normalizeHeading(h)));
 }

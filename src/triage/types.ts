@@ -20,6 +20,8 @@ export interface LabelRule {
   files?: string[];
   /** `template`: the headings of the issue's matching template; or an explicit list of headings. */
   missingSections?: 'template' | string[];
+  /** With `missingSections: 'template'`: headings of a markdown template that never count (`optional_sections`). */
+  optionalSections?: string[];
 }
 
 export interface TriageConfig {
@@ -69,8 +71,8 @@ export interface IssueTemplateSource {
   file_name: string;
   /** Markdown template: the text after the front matter. */
   content?: string;
-  /** YAML issue form: its fields (`type`, `attributes.label`, `visible`). */
-  body?: { type: string; attributes?: Record<string, unknown>; visible?: string[] }[] | null;
+  /** YAML issue form: its fields (`type`, `attributes.label`, `visible`, `validations.required`). */
+  body?: { type: string; attributes?: Record<string, unknown>; visible?: string[]; validations?: Record<string, unknown> }[] | null;
 }
 
 /** An issue template reduced to what `missing_sections: template` needs. */
@@ -79,6 +81,10 @@ export interface TemplateInfo {
   fileName: string;
   /** `##`/`###` headings of a markdown template, or the field labels of a YAML form; in order. */
   headings: string[];
+  /** A form's fields with `validations.required: true`; absent for a markdown template (every heading counts). */
+  required?: string[];
+  /** Per heading (as `normalizeHeading` gives it): the template's own text under it, which answers nothing. */
+  placeholders?: Record<string, string[]>;
 }
 
 /** The issue or pull request as it is now (the payload's newest state plus re-read labels). */

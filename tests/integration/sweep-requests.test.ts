@@ -160,7 +160,7 @@ describe('backfill: requests to Gitea', () => {
   it('reads an issue again when the service knows a newer label set than the listing showed', async () => {
     // The listing is older than what the service last recorded for #2 (its own write, say): a stale
     // snapshot must not be taken for the issue's state.
-    new OwnershipStore(journal.db).setKnown(`${ORG}/${REPO}`, 2, [], new Date(Date.now() + 60_000).toISOString());
+    OwnershipStore.forJournal(journal).setKnown(`${ORG}/${REPO}`, 2, [], new Date(Date.now() + 60_000).toISOString());
     sim.resetStats();
     const summary = await backfill();
     expect(summary).toMatchObject({ changed: 0, failed: 0 });

@@ -72,10 +72,18 @@ body:
     id: problem
     attributes:
       label: Problem
+    validations:
+      required: true
   - type: textarea
     id: proposal
     attributes:
       label: Proposal
+    validations:
+      required: true
+  - type: textarea
+    id: screenshots
+    attributes:
+      label: Screenshots
 `;
 
 export const REPO_LABELS: { name: string; exclusive: boolean }[] = [

@@ -59,7 +59,12 @@ describe('triage rules through the running service', () => {
 
   it('holds an issue against the YAML form whose field labels it shares', async () => {
     const partial = h.sim.openIssue(ORG, REPO, { user: 'bob', title: 'SVG export', body: '### Problem\nOnly PNG.\n' });
-    const complete = h.sim.openIssue(ORG, REPO, { user: 'bob', title: 'PDF export', body: '### Problem\nOnly PNG.\n\n### Proposal\nPDF.\n' });
+    // The form requires Problem and Proposal; Screenshots is optional, and empty it is no reason for needs-info.
+    const complete = h.sim.openIssue(ORG, REPO, {
+      user: 'bob',
+      title: 'PDF export',
+      body: '### Problem\n\nOnly PNG.\n\n### Proposal\n\nPDF.\n\n### Screenshots\n\n_No response_\n',
+    });
     const free = h.sim.openIssue(ORG, REPO, { user: 'bob', title: 'Thanks', body: 'Nice project.' });
     await h.settle();
     expect(labels(partial)).toEqual(['needs-info']);

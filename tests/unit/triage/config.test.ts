@@ -100,6 +100,14 @@ describe('parseTriageConfig: valid configs', () => {
     expect(c.labels.get('needs-info')?.missingSections).toEqual(['Steps to reproduce', 'Version']);
   });
 
+  it('takes optional_sections beside missing_sections: template, a single string too', () => {
+    const c = config('labels:\n  needs-info:\n    missing_sections: template\n    optional_sections: [Screenshots, " Log Gist "]\n');
+    expect(c.labels.get('needs-info')?.optionalSections).toEqual(['Screenshots', 'Log Gist']);
+    const one = config('labels:\n  needs-info:\n    missing_sections: template\n    optional_sections: Screenshots\n');
+    expect(one.labels.get('needs-info')?.optionalSections).toEqual(['Screenshots']);
+    expect(config('labels:\n  needs-info:\n    missing_sections: template\n').labels.get('needs-info')?.optionalSections).toBeUndefined();
+  });
+
   it('keeps the labels in the order of the file, numeric names included', () => {
     const c = config("labels:\n  zeta: {title: z}\n  '2024': {title: y}\n  alpha: {title: a}\n  '7': {title: s}\n");
     expect([...c.labels.keys()]).toEqual(['zeta', '2024', 'alpha', '7']);
@@ -131,7 +139,7 @@ describe('parseTriageConfig: problems name the path and the line', () => {
     [
       'an unknown key in a rule',
       'labels:\n  kind/bug:\n    titel: ["bug"]\n',
-      { path: 'labels.kind/bug.titel', line: 3, message: /^labels\.kind\/bug\.titel: unknown key \(expected match, title, body, files, missing_sections\)$/ },
+      { path: 'labels.kind/bug.titel', line: 3, message: /^labels\.kind\/bug\.titel: unknown key \(expected match, title, body, files, missing_sections, optional_sections\)$/ },
     ],
     ['an unknown top-level key', 'label:\n  a: {title: x}\n', { path: 'label', line: 1, message: /^label: unknown key \(expected labels, size, commands\)$/ }],
     ['an unknown key under size', 'size:\n  labels: {s: 1}\n  excludes: []\n', { path: 'size.excludes', line: 3, message: /^size.excludes: unknown key \(expected labels, exclude\)$/ }],
@@ -154,6 +162,17 @@ describe('parseTriageConfig: problems name the path and the line', () => {
     ['a mapping as a regex list', 'labels:\n  a:\n    title: {x: 1}\n', { path: 'labels.a.title', line: 3, message: /expected a regex or a list of them, got a mapping/ }],
     ['a wrong missing_sections', 'labels:\n  a:\n    missing_sections: true\n', { path: 'labels.a.missing_sections', line: 3, message: /expected template or a list of headings/ }],
     ['an empty heading', 'labels:\n  a:\n    missing_sections: ["  "]\n', { path: 'labels.a.missing_sections[0]', line: 3, message: /empty heading/ }],
+    [
+      'optional_sections with a list of headings',
+      'labels:\n  a:\n    missing_sections: [Steps]\n    optional_sections: [Logs]\n',
+      { path: 'labels.a.optional_sections', line: 4, message: /^labels\.a\.optional_sections: only with missing_sections: template/ },
+    ],
+    ['optional_sections alone', 'labels:\n  a:\n    optional_sections: [Logs]\n', { path: 'labels.a', line: 2, message: /no condition/ }],
+    [
+      'an empty optional heading',
+      'labels:\n  a:\n    missing_sections: template\n    optional_sections: [Logs, ""]\n',
+      { path: 'labels.a.optional_sections[1]', line: 4, message: /empty heading/ },
+    ],
     ['a rule that is a list', 'labels:\n  a: [x]\n', { path: 'labels.a', line: 2, message: /expected a mapping of conditions/ }],
     ['labels as a list', 'labels:\n  - a\n', { path: 'labels', line: 2, message: /expected a mapping of label name → rule, got a list/ }],
     ['a negative size', 'size:\n  labels:\n    size/S: -1\n', { path: 'size.labels.size/S', line: 3, message: /≥ 0/ }],

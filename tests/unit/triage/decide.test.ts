@@ -251,6 +251,44 @@ describe('missing_sections', () => {
     expect(missingSections('## steps\n\n_No response_\n', ['Steps', 'steps'])).toEqual(['Steps']);
   });
 
+  it('holds a form issue only to the fields the form requires', () => {
+    const form: TemplateInfo = {
+      name: 'Bug Report',
+      fileName: '.gitea/ISSUE_TEMPLATE/bug.yaml',
+      headings: ['Description', 'Gitea Version', 'Log Gist', 'Screenshots'],
+      required: ['Gitea Version'],
+      placeholders: { 'gitea version': ['v1.14.3'] },
+    };
+    const c = config('labels:\n  needs-info:\n    missing_sections: template\n    optional_sections: [Gitea Version]\n');
+    const body = (version: string) => `### Description\n\nIt breaks.\n\n### Gitea Version\n\n${version}\n\n### Log Gist\n\n_No response_\n\n### Screenshots\n\n_No response_\n`;
+    // Optional fields left empty: nothing missing (optional_sections is for markdown templates: the form says what it requires).
+    expect(decide(issue({ body: body('1.22.3') }), ctx(c, [form]), NOBODY, []).add).toEqual([]);
+    // The required field empty, or still holding the form's own value.
+    for (const version of ['_No response_', 'v1.14.3', '...']) {
+      const plan = decide(issue({ body: body(version) }), ctx(c, [form]), NOBODY, []);
+      expect(reasonFor(plan, 'needs-info')?.evidence).toBe('missing or empty: Gitea Version (template "Bug Report")');
+    }
+  });
+
+  it('leaves out the headings of a markdown template the rule names optional', () => {
+    const c = config('labels:\n  needs-info:\n    missing_sections: template\n    optional_sections: ["version:"]\n');
+    const body = '## Description\nIt breaks.\n## Steps to reproduce\n1. run it\n';
+    expect(decide(issue({ body }), ctx(c, [BUG_TEMPLATE]), NOBODY, []).add).toEqual([]);
+    const without = config('labels:\n  needs-info:\n    missing_sections: template\n');
+    expect(reasonFor(decide(issue({ body }), ctx(without, [BUG_TEMPLATE]), NOBODY, []), 'needs-info')?.evidence).toBe(
+      'missing or empty: Version (template "Bug report")',
+    );
+  });
+
+  it('takes a section that holds only the markdown template’s own text as empty', () => {
+    const template: TemplateInfo = { ...BUG_TEMPLATE, placeholders: { 'steps to reproduce': ['link to code example:'] } };
+    const c = config('labels:\n  needs-info:\n    missing_sections: template\n');
+    const body = (steps: string) => `## Description\nIt breaks.\n## Steps to reproduce\n${steps}\n## Version\n1.22\n`;
+    const plan = decide(issue({ body: body('1.\n2.\n\nLink to code example:') }), ctx(c, [template]), NOBODY, []);
+    expect(reasonFor(plan, 'needs-info')?.evidence).toBe('missing or empty: Steps to reproduce (template "Bug report")');
+    expect(decide(issue({ body: body('1. run it\n\nLink to code example: https://x.test/1') }), ctx(c, [template]), NOBODY, []).add).toEqual([]);
+  });
+
   it('removes its needs-info once the sections are there', () => {
     const c = config('labels:\n  needs-info:\n    missing_sections: template\n');
     const plan = decide(issue({ body: bugBody(), labels: ['needs-info'] }), ctx(c, [BUG_TEMPLATE]), owned(['needs-info']), []);

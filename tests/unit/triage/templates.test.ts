@@ -3,11 +3,14 @@ import fc from 'fast-check';
 import { Lexer } from 'marked';
 import type { GiteaIssueTemplate } from '../../../src/gitea/types.js';
 import {
+  answerText,
   formHeadings,
   markdownHeadings,
   markdownSections,
   normalizeHeading,
   scanMarkdown,
+  type Section,
+  sectionAnswered,
   stripHtmlComments,
   templateInfo,
 } from '../../../src/triage/templates.js';
@@ -70,6 +73,9 @@ describe('markdownSections', () => {
     ['### A\n\n> quoted answer\n', true],
     ['### A\n', false],
     ['### A\n### B\ntext', false],
+    ['### A\n\n...\n', false], // a bare `...`: the placeholder of many templates
+    ['### A\n\n  …\n', false],
+    ['### A\n\n...and then it broke\n', true],
   ])('section A of %j filled: %s', (md, filled) => {
     expect(filledOf(md).A).toBe(filled);
   });
@@ -77,11 +83,35 @@ describe('markdownSections', () => {
   it('counts sub-sections as the content of their parent', () => {
     const md = '## Bug\n### Steps\n1. run it\n### Expected\n_No response_\n## Other\n';
     expect(markdownSections(md)).toEqual([
-      { heading: 'Bug', depth: 2, filled: true },
-      { heading: 'Steps', depth: 3, filled: true },
-      { heading: 'Expected', depth: 3, filled: false },
-      { heading: 'Other', depth: 2, filled: false },
+      { heading: 'Bug', depth: 2, filled: true, answers: ['run it'] },
+      { heading: 'Steps', depth: 3, filled: true, answers: ['run it'] },
+      { heading: 'Expected', depth: 3, filled: false, answers: [] },
+      { heading: 'Other', depth: 2, filled: false, answers: [] },
     ]);
+  });
+});
+
+describe('answerText and sectionAnswered', () => {
+  it.each([
+    ['  Link to code  example: ', 'link to code example:'],
+    ['1. Go to settings', 'go to settings'],
+    ['- [x] I searched', 'i searched'],
+    ['2.', ''],
+    ['- [ ]', ''],
+    ['_No response_', ''],
+    ['...', ''],
+    ['v1.14.3', 'v1.14.3'],
+  ])('%j → %j', (line, expected) => {
+    expect(answerText(line)).toBe(expected);
+  });
+
+  it('takes a section holding only the template’s own text as unanswered', () => {
+    const [steps] = markdownSections('## Steps\n\n1.\n2.\n\nLink to code example:\n');
+    expect(steps?.filled).toBe(true); // something is written…
+    expect(sectionAnswered(steps as Section, ['link to code example:'])).toBe(false); // …but only the template's text
+    const [given] = markdownSections('## Steps\n\n1. open it\n\nLink to code example:\n');
+    expect(sectionAnswered(given as Section, ['link to code example:'])).toBe(true);
+    expect(sectionAnswered(given as Section)).toBe(true);
   });
 });
 
@@ -122,11 +152,50 @@ describe('templateInfo', () => {
       content: '# Feature\n\n## Problem\n\n```md\n## Not a section\n```\n\n### Proposal\n\n#### Details\n',
       body: null,
     };
-    expect(templateInfo(t)).toEqual({ name: 'Feature', fileName: '.gitea/ISSUE_TEMPLATE/feature.md', headings: ['Problem', 'Proposal'] });
+    expect(templateInfo(t)).toEqual({
+      name: 'Feature',
+      fileName: '.gitea/ISSUE_TEMPLATE/feature.md',
+      headings: ['Problem', 'Proposal'],
+      placeholders: { problem: ['## not a section'] }, // the template's own text under its heading
+    });
   });
 
   it('takes the labels of the form fields Gitea renders as ### headings', () => {
     expect(templateInfo(bugForm).headings).toEqual(['Gitea version', 'Steps to reproduce', 'Database', 'Checks']);
+  });
+
+  it('takes a form’s required fields and each field’s placeholder and value as its own text', () => {
+    const form: GiteaIssueTemplate = {
+      name: 'Bug',
+      file_name: '.gitea/ISSUE_TEMPLATE/bug.yaml',
+      body: [
+        { type: 'input', id: 'v', attributes: { label: 'Version', placeholder: 'v1.14.3', value: 'v1.14.3' }, validations: { required: true } },
+        { type: 'textarea', id: 's', attributes: { label: 'Steps', placeholder: '1. Go to …\n2. Click …' }, validations: { required: true } },
+        { type: 'input', id: 'l', attributes: { label: 'Log Gist' } },
+        { type: 'textarea', id: 'x', attributes: { label: 'Screenshots' }, validations: { required: false } },
+      ],
+    };
+    expect(templateInfo(form)).toEqual({
+      name: 'Bug',
+      fileName: '.gitea/ISSUE_TEMPLATE/bug.yaml',
+      headings: ['Version', 'Steps', 'Log Gist', 'Screenshots'],
+      required: ['Version', 'Steps'],
+      placeholders: { version: ['v1.14.3'], steps: ['go to …', 'click …'] },
+    });
+  });
+
+  it('takes a markdown template’s text under each heading as its own text, and no required list', () => {
+    const t: GiteaIssueTemplate = {
+      name: 'Bug',
+      file_name: '.github/ISSUE_TEMPLATE/bug_report.md',
+      content: '<!-- intro -->\nReact version:\n\n## Steps To Reproduce\n\n1.\n2.\n\n<!-- hint -->\n\nLink to code example:\n\n## The current behavior\n\n\n## The expected behavior\n',
+    };
+    expect(templateInfo(t)).toEqual({
+      name: 'Bug',
+      fileName: '.github/ISSUE_TEMPLATE/bug_report.md',
+      headings: ['Steps To Reproduce', 'The current behavior', 'The expected behavior'],
+      placeholders: { 'steps to reproduce': ['link to code example:'] },
+    });
   });
 
   it('follows Gitea’s visibility rules: no heading for markdown fields, hidden fields or hide_label', () => {
@@ -171,10 +240,10 @@ describe('a body Gitea rendered from a form', () => {
   it('has every field as a section, empty ones written as _No response_', () => {
     const body = renderForm({ version: '1.22.3', steps: '', db: 'SQLite' });
     expect(markdownSections(body)).toEqual([
-      { heading: 'Gitea version', depth: 3, filled: true },
-      { heading: 'Steps to reproduce', depth: 3, filled: false },
-      { heading: 'Database', depth: 3, filled: true },
-      { heading: 'Checks', depth: 3, filled: true },
+      { heading: 'Gitea version', depth: 3, filled: true, answers: ['1.22.3'] },
+      { heading: 'Steps to reproduce', depth: 3, filled: false, answers: [] },
+      { heading: 'Database', depth: 3, filled: true, answers: ['sqlite'] },
+      { heading: 'Checks', depth: 3, filled: true, answers: ['i searched existing issues'] },
     ]);
     expect(markdownHeadings(body)).toEqual(templateInfo(bugForm).headings);
   });
