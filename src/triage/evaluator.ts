@@ -288,7 +288,7 @@ export class TriageEvaluator implements Evaluator {
    */
   private goneUnexplained(
     item: WorkItem,
-    seenNow: {
+    facts: {
       now: Set<string>;
       seen: Set<string>;
       owned: { label: string }[];
@@ -297,7 +297,7 @@ export class TriageEvaluator implements Evaluator {
       personLabelDeliveries: { delivery: DeliveryInput; labels: string[] }[];
     },
   ): LabelChange[] {
-    const { now, seen, owned, knownAtStart, interrupted, personLabelDeliveries } = seenNow;
+    const { now, seen, owned, knownAtStart, interrupted, personLabelDeliveries } = facts;
     const writes = new Set(interrupted.map((i) => i.change.label));
     const lastIn = Math.max(...item.deliveries.map((d) => d.receivedAt));
     const known = knownAtStart && knownAtStart.recordedAt <= lastIn ? knownAtStart.labels : [];
