@@ -1,5 +1,5 @@
 /**
- * `npm run register-webhook -- --repo owner/name | --org name --url <receiver URL> [--events …]
+ * `npm run register-webhook -- --repo owner/repo | --org NAME --url <receiver URL> [--events …]
  *  [--ensure-labels] [--rotate-secret] [--dry-run]`: creates or repairs the webhook that feeds the
  * service. The logic is in src/tools/register-webhook.ts.
  */

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log/logger.js';
+import { errorText } from '../errors.js';
 
 export interface CheckpointerOptions {
   /** The journal's database file (WAL mode). */
@@ -77,7 +78,7 @@ export class BackgroundCheckpointer {
       stoppedReported = true;
       this.log.error('journal checkpointer stopped: checkpointing on the main thread again', {
         path: options.file,
-        ...(error !== undefined ? { error: error instanceof Error ? error.message : String(error) } : {}),
+        ...(error !== undefined ? { error: errorText(error) } : {}),
       });
       options.onStopped();
     };

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
+import { errorText } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { receiveDelivery, type ReceiverDeps } from './receive.js';
 
@@ -96,7 +97,7 @@ export function createHttpApp(options: HttpAppOptions): Express {
   });
 
   const lastResort: ErrorRequestHandler = (err: unknown, req, res, _next) => {
-    log.error('request failed', { method: req.method, path: req.path, error: err instanceof Error ? err.message : String(err) });
+    log.error('request failed', { method: req.method, path: req.path, error: errorText(err) });
     if (res.headersSent) {
       res.destroy();
       return;

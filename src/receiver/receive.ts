@@ -1,6 +1,7 @@
 import { verify } from '@octokit/webhooks-methods';
 import type { JournalApi } from '../journal/api.js';
 import type { NewDelivery } from '../journal/types.js';
+import { errorText } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { ReceiverMetrics } from '../metrics/metrics.js';
 import { classify } from './classify.js';
@@ -111,7 +112,7 @@ export async function receiveDelivery(request: ReceivedRequest, deps: ReceiverDe
   try {
     appended = await deps.journal.append(delivery);
   } catch (error) {
-    log.error('journal unavailable', { error: error instanceof Error ? error.message : String(error) });
+    log.error('journal unavailable', { error: errorText(error) });
     deps.metrics?.rejected(503);
     deps.metrics?.delivery(event, 'rejected');
     return { status: 503, body: { error: 'journal unavailable' } };
@@ -128,7 +129,7 @@ export async function receiveDelivery(request: ReceivedRequest, deps: ReceiverDe
   } catch (error) {
     // The delivery is durable: a failing hook must not turn a committed delivery into an error answer.
     // A pending one is picked up by the scheduler's resume at the next start at the latest.
-    log.error('after-journal hook failed', { error: error instanceof Error ? error.message : String(error) });
+    log.error('after-journal hook failed', { error: errorText(error) });
   }
   if (delivery.state === 'ignored') {
     deps.metrics?.delivery(event, 'ignored');

@@ -6,7 +6,7 @@ import { createLogger } from '../log/logger.js';
 import type { JournalReader } from '../journal/reader.js';
 import { GITEA_VARIABLES, parseArgs, parseUsage, runTool, ToolError, toolGiteaClient, type ToolIO } from './cli.js';
 import { backfill, renderBackfillSummary, renderBackfillTable } from './backfill-tool.js';
-import { parseRepoRef } from './filter.js';
+import { parseOrgName, parseRepoRef } from './filter.js';
 import { createProgress } from './progress.js';
 import { serviceEvaluator } from './replay.js';
 import { botIdentity, journalFile, openJournalForReading, scratchDatabase, toolServiceConfig } from './runtime.js';
@@ -42,8 +42,7 @@ export function parseBackfillArgs(argv: readonly string[], io: ToolIO): Backfill
   const opts = parseArgs(backfillProgram(), argv, io);
   if (opts === 'help') return 'help';
   const repos = ((opts.repo as string[] | undefined) ?? []).map((r) => parseRepoRef(r, '--repo'));
-  const orgs = (opts.org as string[] | undefined) ?? [];
-  for (const org of orgs) if (!/^[A-Za-z0-9_.-]+$/.test(org)) throw new ToolError(`--org: expected an organisation name, got ${JSON.stringify(org)}`);
+  const orgs = ((opts.org as string[] | undefined) ?? []).map((o) => parseOrgName(o, '--org'));
   if (repos.length === 0 && orgs.length === 0) throw new ToolError('give --repo owner/repo or --org NAME (repeatable)');
   const out: BackfillCliOptions = { repos, orgs, dryRun: opts.dryRun === true, verbose: opts.verbose === true };
   if (opts.concurrency !== undefined) {

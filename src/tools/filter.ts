@@ -82,11 +82,22 @@ export function parseIssueRef(text: string, option: string): string {
   return subject.key;
 }
 
-/** `owner/repo`. */
+/** A Gitea user, organisation or repository name (never `.` or `..`: they would leave the API path). */
+function isName(text: string): boolean {
+  return /^[A-Za-z0-9_.-]+$/.test(text) && text !== '.' && text !== '..';
+}
+
+/** `owner/repo`, for every tool's `--repo`. */
 export function parseRepoRef(text: string, option: string): string {
-  const m = /^([^/\s#@]+)\/([^/\s#@]+)$/.exec(text.trim());
-  if (!m) throw new ToolError(`${option}: expected owner/repo, got ${JSON.stringify(text)}`);
-  return `${m[1]}/${m[2]}`;
+  const parts = text.trim().split('/');
+  if (parts.length !== 2 || !parts.every(isName)) throw new ToolError(`${option}: expected owner/repo, got ${JSON.stringify(text)}`);
+  return parts.join('/');
+}
+
+/** An organisation name, for every tool's `--org`. */
+export function parseOrgName(text: string, option: string): string {
+  if (!isName(text.trim())) throw new ToolError(`${option}: expected an organisation name, got ${JSON.stringify(text)}`);
+  return text.trim();
 }
 
 /** An ISO 8601 time (`2026-01-31`, `2026-01-31T12:00:00Z`, with an offset…) → epoch ms. */

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { Command } from 'commander';
+import { errorText } from '../errors.js';
 import { EXIT_USAGE, parseArgs, parseUsage, runTool, ToolError, type ToolIO } from './cli.js';
 
 /**
@@ -261,7 +262,7 @@ export async function logsMain(argv: readonly string[], _env: Readonly<Record<st
       timeline = await buildTimeline(linesOf(input), options);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      throw new ToolError(`cannot read ${source}: ${code ?? (error instanceof Error ? error.message : String(error))}`);
+      throw new ToolError(`cannot read ${source}: ${code ?? errorText(error)}`);
     }
     const skipped = timeline.skipped > 0 ? `${timeline.skipped} non-JSON line${timeline.skipped === 1 ? '' : 's'} skipped` : '';
     if (timeline.kept.length === 0) {

@@ -16,6 +16,7 @@ import {
   type ToolIO,
 } from './cli.js';
 import { expandHookEvents, KNOWN_EVENTS, listedHookEvents, sameEvents, SERVICE_EVENTS } from './hook-events.js';
+import { parseOrgName, parseRepoRef } from './filter.js';
 
 export const REGISTER_TOOL = 'register-webhook';
 
@@ -60,16 +61,6 @@ export interface RegisterReport {
   notes: string[];
 }
 
-const NAME = /^[A-Za-z0-9_.-]+$/;
-
-/** `owner/name` → the hook target; a {@link ToolError} naming what is wrong otherwise. */
-export function parseRepoArg(text: string): { owner: string; repo: string } {
-  const parts = text.split('/');
-  if (parts.length !== 2 || !parts.every((p) => NAME.test(p) && p !== '.' && p !== '..')) {
-    throw new ToolError(`--repo must be owner/name, got ${JSON.stringify(text)}`);
-  }
-  return { owner: parts[0] as string, repo: parts[1] as string };
-}
 
 function registerProgram(): Command {
   return new Command(REGISTER_TOOL)
@@ -77,7 +68,7 @@ function registerProgram(): Command {
       'Create or repair the Gitea webhook that feeds gitea-triage (idempotent: a hook with the same URL is updated).\n' +
         'Reads GITEA_URL, GITEA_TOKEN and WEBHOOK_SECRET (the first secret of the list signs the hook).',
     )
-    .addOption(new Option('--repo <owner/name>', 'a repository hook (needs admin on the repo)').conflicts('org'))
+    .addOption(new Option('--repo <owner/repo>', 'a repository hook (needs admin on the repo)').conflicts('org'))
     .option('--org <name>', 'an organisation hook, for all its repos (needs an owner of the org)')
     .requiredOption('--url <url>', "the receiver's URL, e.g. https://triage.example.org/webhook")
     .option(
@@ -97,15 +88,8 @@ export function parseRegisterArgs(argv: readonly string[], io: ToolIO): Register
   if (opts === 'help') return 'help';
   const repo = opts.repo as string | undefined;
   const org = opts.org as string | undefined;
-  if (repo === undefined && org === undefined) throw new ToolError('give --repo owner/name or --org name');
-  let target: HookTarget;
-  if (repo !== undefined) {
-    const { owner, repo: name } = parseRepoArg(repo);
-    target = { repo: `${owner}/${name}` };
-  } else {
-    if (!NAME.test(org as string)) throw new ToolError(`--org must be an organisation name, got ${JSON.stringify(org)}`);
-    target = { org: org as string };
-  }
+  if (repo === undefined && org === undefined) throw new ToolError('give --repo owner/repo or --org NAME');
+  const target: HookTarget = repo !== undefined ? { repo: parseRepoRef(repo, '--repo') } : { org: parseOrgName(org as string, '--org') };
   const url = checkUrl(opts.url as string);
   const events = (opts.events as string[] | undefined) ?? [...SERVICE_EVENTS];
   if (events.length === 0) throw new ToolError('--events needs at least one event');
@@ -259,7 +243,7 @@ interface LabelPlan {
  * so a config that does not parse changes nothing.
  */
 async function planLabels(gitea: GiteaApi, full: string): Promise<LabelPlan> {
-  const { owner, repo } = parseRepoArg(full);
+  const [owner, repo] = full.split('/') as [string, string]; // checked by parseRepoRef
   const files = await gitea.getFiles(owner, repo, [...CONFIG_FILES]);
   const found = files.find((f) => f !== null) ?? null;
   if (!found) throw new ToolError(`${full} has no ${CONFIG_FILES.join(' or ')} on its default branch: no labels to ensure`);

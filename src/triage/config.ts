@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type Document, isAlias, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { errorText } from '../errors.js';
 import { compilePattern, PatternCache } from './patterns.js';
 import type { CompiledPattern, ConfigLocation, ConfigProblem, LabelRule, TriageConfig } from './types.js';
 
@@ -253,7 +254,7 @@ function compileList(
     try {
       compile(entry);
     } catch (error) {
-      throw new Problem(at, `${formatPath(at)}: ${error instanceof Error ? error.message : String(error)}`);
+      throw new Problem(at, `${formatPath(at)}: ${errorText(error)}`);
     }
   });
 }

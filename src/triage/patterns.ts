@@ -1,4 +1,5 @@
 import { RE2JS } from 're2js';
+import { errorText } from '../errors.js';
 import type { CompiledPattern } from './types.js';
 
 /**
@@ -114,7 +115,7 @@ function describeRe2Error(error: unknown): string {
     const at = /: `([^`]*)`$/.exec(message)?.[1];
     return at !== undefined ? `${description} at \`${at}\`` : description;
   }
-  return error instanceof Error ? error.message : String(error);
+  return errorText(error);
 }
 
 /** A compiled glob over a repository path (`docs/a.md`). */

@@ -49,6 +49,7 @@ describe('bad arguments, in process', () => {
     [replayMain, ['--failed', '--local', '--config', 'c.yml'], 'replay: --config previews a config in dry run; --failed with the journal reprocesses for real: use one of them'],
     [replayMain, ['--local', '--bogus'], "replay: unknown option '--bogus'"],
     [exportMain, ['--out', 'x.jsonl', '--repo', 'nope'], 'export: --repo: expected owner/repo, got "nope"'],
+    [replayMain, ['--repo', 'acme/..', '--local'], 'replay: --repo: expected owner/repo, got "acme/.."'],
     [backfillMain, ['--repo', 'a/b', '--concurrency', '0'], 'backfill: --concurrency: expected an integer from 1 to 1024, got "0"'],
     [backfillMain, ['--org', 'a/b'], 'backfill: --org: expected an organisation name, got "a/b"'],
     [explainMain, [], 'explain: give --issue owner/repo#n'],

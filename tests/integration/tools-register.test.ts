@@ -343,10 +343,12 @@ describe('register-webhook: --ensure-labels', () => {
 
 describe('register-webhook: arguments and failures', () => {
   const cases: [string[], string][] = [
-    [['--url', 'http://x/webhook'], 'give --repo owner/name or --org name'],
-    [['--repo', 'widgets', '--url', 'http://x/webhook'], '--repo must be owner/name, got "widgets"'],
-    [['--repo', 'a/b/c', '--url', 'http://x/webhook'], '--repo must be owner/name, got "a/b/c"'],
-    [['--repo', 'a/b', '--org', 'a', '--url', 'http://x/webhook'], "option '--repo <owner/name>' cannot be used with option '--org <name>'"],
+    [['--url', 'http://x/webhook'], 'give --repo owner/repo or --org NAME'],
+    [['--repo', 'widgets', '--url', 'http://x/webhook'], '--repo: expected owner/repo, got "widgets"'],
+    [['--repo', 'a/b/c', '--url', 'http://x/webhook'], '--repo: expected owner/repo, got "a/b/c"'],
+    [['--repo', 'acme/..', '--url', 'http://x/webhook'], '--repo: expected owner/repo, got "acme/.."'],
+    [['--org', 'a/b', '--url', 'http://x/webhook'], '--org: expected an organisation name, got "a/b"'],
+    [['--repo', 'a/b', '--org', 'a', '--url', 'http://x/webhook'], "option '--repo <owner/repo>' cannot be used with option '--org <name>'"],
     [['--org', 'acme'], "required option '--url <url>' not specified"],
     [['--org', 'acme', '--url', 'ftp://x'], '--url must be an http(s) URL, got "ftp://x"'],
     [['--org', 'acme', '--url', 'http://x/webhook', '--ensure-labels'], '--ensure-labels needs --repo (labels are read from one repo’s triage config)'],
@@ -423,7 +425,7 @@ describe('register-webhook: arguments and failures', () => {
   it('runs as a script: exit code and one stderr line on bad arguments; the report on stdout on success', async () => {
     const bad = spawnTs('scripts/register-webhook.ts', env(), ['--url', receiverUrl]);
     expect(await bad.exited).toEqual({ code: 2, signal: null });
-    expect(bad.stderr()).toBe('register-webhook: give --repo owner/name or --org name\n');
+    expect(bad.stderr()).toBe('register-webhook: give --repo owner/repo or --org NAME\n');
 
     const good = spawnTs('scripts/register-webhook.ts', env(), ['--repo', 'acme/cli', '--url', receiverUrl]);
     expect(await good.exited).toEqual({ code: 0, signal: null });
