@@ -31,10 +31,11 @@ const program = new Command('bench')
   .addOption(new Option('--only <parts>', 'comma list of sweep,burst,scaling,ingest,latency').default('sweep,burst,scaling,ingest,latency'))
   .addOption(new Option('--rates <list>', 'latency: deliveries per second, comma list').default('20,100'))
   .addOption(new Option('--seconds <s>', 'latency: how long each rate is held').default(10).argParser(Number))
+  .addOption(new Option('--concurrency <n>', "latency: the service's CONCURRENCY (default: the service's default)").argParser(Number))
   .addOption(new Option('--quick', 'a smaller run (for trying the script), not the published figures'))
   .addOption(new Option('--out <dir>', 'where the JSON and the chart go').default(path.join(root, 'bench-results')));
 program.parse();
-const opts = program.opts<{ latency: number; jitter: number; only: string; rates: string; seconds: number; quick?: boolean; out: string }>();
+const opts = program.opts<{ latency: number; jitter: number; only: string; rates: string; seconds: number; concurrency?: number; quick?: boolean; out: string }>();
 const parts = new Set(opts.only.split(',').map((s) => s.trim()));
 const q = opts.quick === true;
 
@@ -72,12 +73,13 @@ async function sweep() {
     n2(f.requestsPerIssue),
     n2(f.floor.perIssue),
     n2(f.floorRatio),
+    ms(f.cpuMs),
     f.connections,
     f.failed,
   ]);
   printTable(
     `Sweep: ${linear.issues} open issues over ${repos} repos, Gitea latency ${opts.latency} ms + up to ${opts.jitter} ms`,
-    ['mode', 'issues', 'concurrency', 'wall', 'requests', 'label writes', 'other req/issue', 'req/issue', 'floor/issue', '÷ floor', 'TCP conns', 'failed'],
+    ['mode', 'issues', 'concurrency', 'wall', 'requests', 'label writes', 'other req/issue', 'req/issue', 'floor/issue', '÷ floor', 'CPU', 'TCP conns', 'failed'],
     rows,
   );
   const f = pipeline.floor;
@@ -170,11 +172,15 @@ async function latency() {
     latencyMs: opts.latency,
     jitterMs: opts.jitter,
     entry: buildEntry(),
+    ...(opts.concurrency !== undefined
+      ? { env: { CONCURRENCY: String(opts.concurrency), GITEA_MAX_SOCKETS: String(Math.max(16, opts.concurrency)) } }
+      : {}),
   });
   const f0 = figures[0]!;
   const load = os.loadavg().map((v) => v.toFixed(1)).join(' / ');
   printTable(
-    `Time to label: from a delivery's 202 to its label write, steady rate, each delivery a new issue; Gitea latency ${opts.latency} ms + up to ${opts.jitter} ms; ` +
+    `Time to label: from a delivery's 202 to its label write, steady rate, each delivery a new issue, CONCURRENCY ${f0.concurrency}; ` +
+      `Gitea latency ${opts.latency} ms + up to ${opts.jitter} ms; ` +
       `target p99 ≤ BATCH_WINDOW_MS ${f0.windowMs} + 3 round trips of ${f0.roundTripMs} ms = ${f0.targetMs} ms`,
     ['deliveries/s', 'deliveries', 'labelled', 'p50', 'p99', 'max', 'target (p99)', 'met', 'send lag max', 'service CPU/delivery'],
     figures.map((f) => [

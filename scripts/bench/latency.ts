@@ -33,6 +33,8 @@ export interface LatencyFigures {
   roundTripMs: number;
   /** windowMs + 3 × roundTripMs. */
   targetMs: number;
+  /** The service's CONCURRENCY. */
+  concurrency: number;
 }
 
 export interface LatencyOptions {
@@ -44,6 +46,8 @@ export interface LatencyOptions {
   jitterMs: number;
   /** The built entry point (`dist/main.js`). */
   entry: string;
+  /** Environment of the service on top of the defaults (e.g. `CONCURRENCY`). */
+  env?: Record<string, string>;
 }
 
 const SECRET = 'bench-latency-secret';
@@ -74,8 +78,8 @@ export async function runLatency(options: LatencyOptions): Promise<LatencyFigure
       });
 
     const port = await freePort();
-    const env = { GITEA_URL: sim.url, GITEA_TOKEN: sim.token, WEBHOOK_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
-    const windowMs = loadConfig(env).batchWindowMs;
+    const env = { GITEA_URL: sim.url, GITEA_TOKEN: sim.token, WEBHOOK_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn', ...options.env };
+    const { batchWindowMs: windowMs, concurrency } = loadConfig(env);
     child = startService(options.entry, env).child;
     const url = `http://127.0.0.1:${port}/webhook`;
     await until(async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200, 30_000, 'service ready');
@@ -106,6 +110,7 @@ export async function runLatency(options: LatencyOptions): Promise<LatencyFigure
         windowMs,
         roundTripMs,
         targetMs: windowMs + 3 * roundTripMs,
+        concurrency,
       });
     }
     return figures;

@@ -31,6 +31,8 @@ export interface SweepFigures {
   failed: number;
   /** requests × mean latency ÷ min(concurrency, sockets): the floor Gitea's latency sets. */
   boundMs: number;
+  /** CPU time (user + system) this process spent in the sweep: on a shared machine, wall ≥ CPU ÷ the share it gets. */
+  cpuMs: number;
   /** The fewest requests the work allows, and its parts (see `requestFloor`). */
   floor: RequestFloor;
   /** requests ÷ floor.total. */
@@ -86,7 +88,9 @@ export async function runSweep(options: SweepOptions): Promise<SweepFigures> {
     const evaluator = createTriageEvaluator({ journal, gitea, log, config, botLogin: () => sim.botLogin });
     const contextPerRepo = await contextRequests(sim, config, world.repos[0]!);
     await sim.resetStats();
+    const cpuBefore = process.cpuUsage();
     const summary = await runBackfill({ gitea, evaluator, repos: world.repos, concurrency: config.concurrency, log });
+    const cpu = process.cpuUsage(cpuBefore);
     const stats = await sim.stats();
     gitea.close();
     await journal.close();
@@ -109,6 +113,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepFigures> {
       changed: summary.changed,
       failed: summary.failed,
       boundMs: (stats.requests * meanLatency) / Math.min(config.concurrency, config.giteaMaxSockets),
+      cpuMs: (cpu.user + cpu.system) / 1000,
       floor,
       floorRatio: stats.requests / floorTotal,
     };

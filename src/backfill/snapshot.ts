@@ -6,9 +6,9 @@ import type { WorkItem } from '../scheduler/types.js';
 export const BACKFILL_EVENT = 'backfill';
 
 /**
- * How long after its listing a sweep's snapshot of an issue is used instead of a read. A backlog
- * larger than this can triage in one go (thousands of issues at one at a time) reads its last issues
- * again, as does a synthetic delivery resumed after a restart.
+ * How long after its listing a sweep's snapshot of an issue is used instead of a read. The last issues
+ * of a backlog too large to triage in that time (thousands, one at a time) are read again, and so is a
+ * synthetic delivery resumed after a restart.
  */
 export const SNAPSHOT_MAX_AGE_MS = 5 * 60_000;
 
@@ -22,10 +22,11 @@ export interface KnownLabelSet {
  * The issue as a sweep listed it, when the evaluation may start from it instead of reading the issue
  * again; `undefined` when the issue must be read.
  *
- * Gitea answers `GET /repos/{o}/{r}/issues` with `convert.ToAPIIssueList`, which is
- * `convert.ToAPIIssue` per issue, which loads its labels (services/convert/issue.go, `ToAPIIssueList`
- * and `ToAPIIssue`, checked at v1.21.11, v1.22.2 and v1.25.4), the very conversion `GET /repos/{o}/{r}/issues/{index}` answers with (routers/api/v1/repo/issue.go, `ListIssues`
- * and `GetIssue`): the listed object is what a read would return, as of the listing.
+ * Gitea answers `GET /repos/{o}/{r}/issues` with `convert.ToAPIIssueList`, which is `convert.ToAPIIssue`
+ * per issue, labels loaded (services/convert/issue.go, `ToAPIIssueList` and `ToAPIIssue`, checked at
+ * v1.21.11, v1.22.2 and v1.25.4): the conversion `GET /repos/{o}/{r}/issues/{index}` answers with
+ * (routers/api/v1/repo/issue.go, `ListIssues` and `GetIssue`). The listed object is what a read would
+ * have returned at the time of the listing.
  *
  * Used only when the snapshot is the newest state the item knows of (its newest delivery is the
  * backfill's or the reconcile sweep's), recent, and not older than the label set the service last
