@@ -64,7 +64,7 @@ export class Replica {
   }
 
   /** Starts the process and waits until it listens, knows the bot, and `/readyz` answers 200. */
-  async start(timeoutMs = 30_000): Promise<void> {
+  async start(timeoutMs = 90_000): Promise<void> {
     if (this.running) throw new Error(`replica ${this.name} is running already`);
     const { env, entry, args } = this.options;
     const proc = spawnTs(entry, { ...env, PORT: String(this.port) }, args);
