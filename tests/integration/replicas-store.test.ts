@@ -3,6 +3,8 @@ import { dropSchemas, POSTGRES_REQUIRED, postgresUnavailable, skipLine, TEST_DAT
 import { startStoreReplicas, type StoreReplicas } from '../helpers/store-replicas.js';
 import { waitFor } from '../helpers/wait.js';
 import { seedTriagedRepo, TRIAGE_YML } from './triage-harness.js';
+import type { NewDelivery } from '../../src/journal/types.js';
+import { StaleLeaseError } from '../../src/store/api.js';
 
 /**
  * Two service instances ("replicas") on one PostgreSQL schema, one simulated Gitea: the journal in
@@ -76,6 +78,43 @@ if (unavailable !== undefined && !POSTGRES_REQUIRED) {
       const writes = r.sim.stats().labelWrites;
       expect(writes / evaluated).toBeLessThanOrEqual(0.2);
       for (const n of issues) expect(r.sim.issueLabels(ORG, REPO, n)).toContain('kind/bug');
+    });
+
+    it('adopts the pending rows of a replica that died holding their lease, once the lease expired', async () => {
+      if (unavailable) throw new Error(`PostgreSQL at ${TEST_DATABASE_URL} is unreachable: ${unavailable}`);
+      r = await startStoreReplicas({ count: 1, env: { ORPHAN_SWEEP_MS: '200' }, seed: (sim) => seedTriagedRepo(sim, ORG, REPO) });
+      r.sim.setWebhook(undefined);
+      const n = r.sim.openIssue(ORG, REPO, { user: 'alice', title: 'Crash on load', body: 'stack trace' });
+      const subject = `${ORG}/${REPO}#${n}`;
+      const { store } = r.replicas[0]!.service;
+      // What a replica that died mid-evaluation leaves: its acknowledged row pending, its lease held.
+      const row: NewDelivery = {
+        id: 'acknowledged-by-the-dead-one',
+        event: 'issues',
+        eventType: 'issues',
+        action: 'opened',
+        subject,
+        repo: `${ORG}/${REPO}`,
+        number: n,
+        updatedAt: r.sim.issue(ORG, REPO, n).updated_at,
+        sender: 'alice',
+        headers: {},
+        body: JSON.stringify({ action: 'opened', number: n, issue: r.sim.issue(ORG, REPO, n) }),
+        state: 'pending',
+      };
+      expect(await store.deliveries.append(row)).toBe('accepted');
+      const dead = await store.leases.acquire(subject, 'the-dead-replica', 1_000);
+      expect(dead).toBeDefined();
+
+      await waitFor(async () => (await store.deliveries.get(row.id))?.state === 'done', { timeoutMs: 15_000, what: 'the orphaned row adopted' });
+      const logs = r.replicas[0]!.logs;
+      expect(logs.find({ msg: 'adopting pending subjects' }).length).toBeGreaterThanOrEqual(1);
+      expect(r.evaluations().filter((ids) => ids.includes(row.id))).toHaveLength(1);
+      expect(r.sim.issueLabels(ORG, REPO, n)).toContain('kind/bug');
+      // Were the dead holder only paused, its late writes would carry its old token: refused.
+      await expect(store.ownership.setKnown(`${ORG}/${REPO}`, n, ['late'], null, { subject, token: dead!.token })).rejects.toBeInstanceOf(StaleLeaseError);
+      const owned = await store.ownership.owned(`${ORG}/${REPO}`, n);
+      expect(owned.map((o) => o.label)).toContain('kind/bug');
     });
 
     it('uses the new config on replica B right after replica A acknowledged the push', async () => {
