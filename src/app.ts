@@ -270,7 +270,13 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   isLeader(store.leases, 'resume', holder, config.leaseTtlMs)
     .then((leader) => leader && scheduler.resume())
     .catch((error: unknown) => log.error('resume failed', { error: errorText(error) }));
-  const stopOrphanSweep = startOrphanSweep(store.deliveries, (subjects) => scheduler.adopt(subjects), config.orphanSweepMs, log);
+  // A subject waiting in this process's coalescer is not an orphan: its window is about to release it.
+  const stopOrphanSweep = startOrphanSweep(
+    store.deliveries,
+    (subjects) => scheduler.adopt(subjects.filter((s) => !coalescer.holds(s))),
+    config.orphanSweepMs,
+    log,
+  );
   const stopPruning = startPruning(store, holder, config.journalRetentionMs, log);
   const listener = new HttpListener(app, config, log);
 
