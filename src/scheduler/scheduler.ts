@@ -96,6 +96,12 @@ interface Entry {
 
 type Next = { retryInMs: number } | undefined;
 
+/** An evaluation's turn: where the subject goes next, and the rows to mark done once it went well. */
+interface Outcome {
+  next: Next;
+  done?: readonly string[];
+}
+
 /** How long evaluations may hold the event loop before they let I/O run (ms). */
 const SLICE_MS = 5;
 
@@ -133,6 +139,10 @@ export class Scheduler {
   private stopping = false;
   /** A page of pending subjects is being read for resume. */
   private loadingPage = false;
+  /** Evaluations whose rows are being marked done and lease released, after their slot was freed. */
+  private tails = 0;
+  /** Consecutive failures to mark an evaluation's rows done (backoff of the re-run). */
+  private lostCommits = 0;
   /** The leases of the evaluations running now. */
   private readonly keepers = new Set<LeaseKeeper>();
   /**
@@ -320,7 +330,7 @@ export class Scheduler {
     for (const timer of this.retryTimers.values()) clearTimeout(timer);
     this.retryTimers.clear();
     for (const [subject, entry] of this.entries) if (entry.phase !== 'running') this.entries.delete(subject);
-    if (this.active > 0) {
+    if (this.active > 0 || this.tails > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         new Promise<void>((resolve) => this.drainWaiters.push(resolve)),
@@ -482,11 +492,7 @@ export class Scheduler {
     } else {
       this.entries.delete(subject);
     }
-    if (this.active === 0) {
-      const waiters = this.drainWaiters;
-      this.drainWaiters = [];
-      for (const resolve of waiters) resolve();
-    }
+    if (this.active === 0 && this.tails === 0) this.resolveDrain();
   }
 
   /**
@@ -497,7 +503,11 @@ export class Scheduler {
    */
   private async evaluateUnderLease(subject: string, entry: Entry): Promise<Next> {
     const leases = this.store.leases;
-    if (!leases) return this.evaluate(subject, entry.batch, undefined);
+    if (!leases) {
+      const outcome = await this.evaluate(subject, entry.batch, undefined);
+      if (outcome.done) await this.store.deliveries.markDone(outcome.done);
+      return outcome.next;
+    }
     const lease = await this.takeLease(leases, subject);
     if (!lease) {
       this.log.debug('subject leased by another process: left to it', { subject, batch: entry.batch });
@@ -505,19 +515,84 @@ export class Scheduler {
     }
     const keeper = new LeaseKeeper(leases, lease, this.leaseTtlMs, this.log);
     this.keepers.add(keeper);
-    let next: Next;
+    let outcome: Outcome;
     try {
-      next = await this.evaluate(subject, entry.batch, { subject, token: lease.token });
-    } finally {
-      this.keepers.delete(keeper);
-      const kept = await keeper.release();
-      if (kept) this.unreleased.set(subject, kept);
+      outcome = await this.evaluate(subject, entry.batch, { subject, token: lease.token });
+    } catch (error) {
+      this.finish(subject, entry.batch, keeper, undefined, false);
+      throw error;
     }
-    if (next === undefined && !this.stopping) {
-      const left = await this.store.deliveries.pendingFor(subject).catch(() => []);
-      if (left.length > 0) entry.dirty = true;
+    this.finish(subject, entry.batch, keeper, outcome.done, outcome.next === undefined);
+    return outcome.next;
+  }
+
+  /**
+   * The end of an evaluation under a lease, off its slot (the next evaluation need not wait for
+   * these commits; SQLite: they join the journal's group commit): its rows marked done, committed
+   * before the lease is released (a crash in between only means this idempotent evaluation runs
+   * again), then the subject checked once more, so rows that came in meanwhile, here or at another
+   * process, get their turn.
+   */
+  private finish(subject: string, batch: string, keeper: LeaseKeeper, done: readonly string[] | undefined, recheck: boolean): void {
+    this.tails++;
+    void this.finishTail(subject, batch, keeper, done, recheck)
+      .catch((error: unknown) => this.log.error('scheduler task failed', { subject, error: errorText(error) }))
+      .finally(() => {
+        this.tails--;
+        this.afterTail();
+      });
+  }
+
+  private async finishTail(subject: string, batch: string, keeper: LeaseKeeper, done: readonly string[] | undefined, recheck: boolean): Promise<void> {
+    let lost: unknown;
+    if (done) {
+      try {
+        await this.store.deliveries.markDone(done);
+        this.lostCommits = 0;
+      } catch (error) {
+        lost = error ?? new Error('commit failed');
+      }
     }
-    return next;
+    this.keepers.delete(keeper);
+    const kept = await keeper.release();
+    if (kept) this.unreleased.set(subject, kept);
+    if (this.stopping) return; // pending in the store: another process or the next start takes it
+    if (lost !== undefined) {
+      this.lostDone(subject, batch, lost);
+      return;
+    }
+    if (!recheck) return;
+    const left = await this.store.deliveries.pendingFor(subject).catch(() => []);
+    if (left.length > 0 && !this.stopping) {
+      this.enqueue(subject, batch);
+      this.pump();
+    }
+  }
+
+  /** The rows of an evaluation could not be marked done (disk full, store down): evaluate again later. */
+  private lostDone(subject: string, batch: string, error: unknown): void {
+    this.lostCommits++;
+    const retryInMs = this.backoff(this.lostCommits);
+    this.log.error('evaluation bookkeeping failed: journal unavailable', { subject, batch, error: errorText(error), retryInMs });
+    if (this.entries.has(subject)) {
+      // Coming back anyway (ready, queued, retry: it reads the store); running: once more after.
+      this.enqueue(subject, batch);
+      return;
+    }
+    const fresh: Entry = { phase: 'ready', batch, dirty: false, journalFailures: 0 };
+    this.entries.set(subject, fresh);
+    this.settle(subject, fresh, { retryInMs });
+  }
+
+  private afterTail(): void {
+    if (this.active === 0 && this.tails === 0) this.resolveDrain();
+    this.checkIdle();
+  }
+
+  private resolveDrain(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   /** A grant of the subject's lease: this process's own unreleased one renewed, else a new one. */
@@ -532,9 +607,9 @@ export class Scheduler {
   }
 
   /** One evaluation of a subject: its pending deliveries, newest state last. Returns a retry, if any. */
-  private async evaluate(subject: string, batch: string, fence: Fence | undefined): Promise<Next> {
+  private async evaluate(subject: string, batch: string, fence: Fence | undefined): Promise<Outcome> {
     const item = await this.workItem(subject, batch);
-    if (!item) return undefined;
+    if (!item) return { next: undefined };
     if (fence) item.fence = fence;
     const log = this.log.child({
       delivery: item.newest.id,
@@ -553,15 +628,12 @@ export class Scheduler {
       if (error instanceof StaleLeaseError) {
         // This process stalled past the lease's expiry and another took it: it evaluates these rows.
         log.warn('lease lost during the evaluation: nothing written, left to the new holder', { error: error.message });
-        return undefined;
+        return { next: undefined };
       }
-      return this.evaluationFailed(item, log, error, elapsedMs(started));
+      return { next: await this.evaluationFailed(item, log, error, elapsedMs(started)) };
     }
     const durationMs = elapsedMs(started);
     const ids = item.deliveries.map((d) => d.id);
-    // Committed before the lease is released (SQLite: it joins the journal's group commit): if it
-    // is lost in a crash, this idempotent evaluation runs again.
-    await this.store.deliveries.markDone(ids);
     log.info('evaluated', {
       deliveries: ids,
       durationMs,
@@ -570,7 +642,7 @@ export class Scheduler {
       ...(result?.note !== undefined ? { note: result.note } : {}),
     });
     this.callHook(() => this.hooks.onEvaluated?.('done', durationMs, item));
-    return undefined;
+    return { next: undefined, done: ids };
   }
 
   /**
@@ -659,6 +731,7 @@ export class Scheduler {
       this.queue.pending === 0 &&
       this.active === 0 &&
       this.retryTimers.size === 0 &&
+      this.tails === 0 &&
       this.resumeAfter === undefined &&
       !this.loadingPage
     );
