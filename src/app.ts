@@ -126,6 +126,7 @@ function createPipeline(config: Config, log: Logger, store: Store, holder: strin
     store: { deliveries: store.deliveries, leases: store.leases },
     holder,
     leaseTtlMs: config.leaseTtlMs,
+    coalescing: (subject) => coalescer.holds(subject),
     evaluator,
     concurrency: config.concurrency,
     maxAttempts: config.evalMaxAttempts,

@@ -35,6 +35,11 @@ export interface SchedulerOptions {
   holder?: string;
   /** A subject lease's time to live (ms), renewed every third of it while evaluating. Default 15 s. */
   leaseTtlMs?: number;
+  /**
+   * True while this process's coalescer holds notices of the subject: its window will schedule it,
+   * so the re-check after an evaluation leaves it alone (coalescing stays intact).
+   */
+  coalescing?: (subject: string) => boolean;
   evaluator: Evaluator;
   /** Evaluations running at once. */
   concurrency: number;
@@ -115,6 +120,7 @@ export class Scheduler {
   private readonly store: SchedulerStore;
   private readonly holder: string;
   private readonly leaseTtlMs: number;
+  private readonly coalescing: (subject: string) => boolean;
   private readonly evaluator: Evaluator;
   private readonly concurrency: number;
   private readonly maxAttempts: number;
@@ -177,6 +183,7 @@ export class Scheduler {
     else throw new TypeError('Scheduler: a store or a journal is required');
     this.holder = options.holder ?? `scheduler-${process.pid}`;
     this.leaseTtlMs = options.leaseTtlMs ?? 15_000;
+    this.coalescing = options.coalescing ?? (() => false);
     this.evaluator = options.evaluator;
     this.concurrency = options.concurrency;
     this.maxAttempts = options.maxAttempts;
@@ -561,7 +568,7 @@ export class Scheduler {
       this.lostDone(subject, batch, lost);
       return;
     }
-    if (!recheck) return;
+    if (!recheck || this.coalescing(subject) || this.entries.has(subject)) return;
     const left = await this.store.deliveries.pendingFor(subject).catch(() => []);
     if (left.length > 0 && !this.stopping) {
       this.enqueue(subject, batch);
