@@ -269,19 +269,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   const reconciler = createReconciler(options, store, holder, gitea, onJournaled, metrics, isShuttingDown);
   reconciler?.start();
 
-  // Deliveries journaled before the last stop (or crash) and not evaluated yet: the `resume` leader
-  // pages through them; the orphan sweep adopts what any process left behind.
-  isLeader(store.leases, 'resume', holder, config.leaseTtlMs)
-    .then((leader) => leader && scheduler.resume())
-    .catch((error: unknown) => log.error('resume failed', { error: errorText(error) }));
-  // A subject waiting in this process's coalescer is not an orphan: its window is about to release it.
-  const stopOrphanSweep = startOrphanSweep(
-    store.deliveries,
-    (subjects) => scheduler.adopt(subjects.filter((s) => !coalescer.holds(s))),
-    config.orphanSweepMs,
-    log,
-  );
-  const stopPruning = startPruning(store, holder, config.journalRetentionMs, log);
+  const stopJobs = startClusterJobs(config, log, store, holder, pipeline);
   const listener = new HttpListener(app, config, log);
 
   let stopping: Promise<void> | undefined;
@@ -289,8 +277,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     stopping ??= (async () => {
       shuttingDown = true;
       stopSignal.abort();
-      stopPruning();
-      stopOrphanSweep();
+      stopJobs();
       health.stop();
       reconciler?.stop();
       await drainAndClose({ config, log, store, holder, pipeline, listener, gitea: ownClient ? gitea : undefined });
@@ -309,9 +296,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     store,
     holder,
     get journal(): Journal {
-      const journal = (store as { journal?: Journal }).journal;
-      if (!journal) throw new Error(`service.journal: the ${store.backend} store has no SQLite journal; use service.store`);
-      return journal;
+      return sqliteJournal(store);
     },
     scheduler,
     coalescer,
@@ -321,6 +306,37 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     registry: metrics.registry,
     reconciler,
   };
+}
+
+/**
+ * This process's share of the cluster's work: deliveries journaled before the last stop (or crash)
+ * and not evaluated yet, paged through by the `resume` leader; the orphan sweep, which adopts what
+ * any process left behind; retention pruning by the `prune` leader. Returns the stop function.
+ */
+function startClusterJobs(config: Config, log: Logger, store: Store, holder: string, pipeline: Pipeline): () => void {
+  const { scheduler, coalescer } = pipeline;
+  isLeader(store.leases, 'resume', holder, config.leaseTtlMs)
+    .then((leader) => leader && scheduler.resume())
+    .catch((error: unknown) => log.error('resume failed', { error: errorText(error) }));
+  // A subject waiting in this process's coalescer is not an orphan: its window is about to release it.
+  const stopOrphanSweep = startOrphanSweep(
+    store.deliveries,
+    (subjects) => scheduler.adopt(subjects.filter((s) => !coalescer.holds(s))),
+    config.orphanSweepMs,
+    log,
+  );
+  const stopPruning = startPruning(store, holder, config.journalRetentionMs, log);
+  return () => {
+    stopPruning();
+    stopOrphanSweep();
+  };
+}
+
+/** The SQLite store's journal (`Service.journal`). */
+function sqliteJournal(store: Store): Journal {
+  const journal = (store as { journal?: Journal }).journal;
+  if (!journal) throw new Error(`service.journal: the ${store.backend} store has no SQLite journal; use service.store`);
+  return journal;
 }
 
 /** The store's appends, each outcome telling the health monitor whether the store answered. */
