@@ -19,7 +19,9 @@ import { errorText } from './errors.js';
 import { BotIdentity } from './service/identity.js';
 import { HttpListener } from './service/listener.js';
 import { readinessOf } from './service/readiness.js';
-import { holderName, isLeader, startOrphanSweep, startPruning, StoreHealth } from './service/cluster.js';
+import { holderName, isLeader, pidAlive, startOrphanSweep, startPruning, StoreHealth } from './service/cluster.js';
+import type { SqliteLeases } from './store/sqlite/leases.js';
+import { hostname } from 'node:os';
 import { leaderName, openStore, type Store } from './store/api.js';
 import { isDefaultBranchPush } from './evaluation/payload.js';
 
@@ -315,7 +317,8 @@ export async function createService(options: ServiceOptions): Promise<Service> {
  */
 function startClusterJobs(config: Config, log: Logger, store: Store, holder: string, pipeline: Pipeline): () => void {
   const { scheduler, coalescer } = pipeline;
-  isLeader(store.leases, 'resume', holder, config.leaseTtlMs)
+  releaseDeadHolders(store, log)
+    .then(() => isLeader(store.leases, 'resume', holder, config.leaseTtlMs))
     .then((leader) => leader && scheduler.resume())
     .catch((error: unknown) => log.error('resume failed', { error: errorText(error) }));
   // A subject waiting in this process's coalescer is not an orphan: its window is about to release it.
@@ -330,6 +333,18 @@ function startClusterJobs(config: Config, log: Logger, store: Store, holder: str
     stopPruning();
     stopOrphanSweep();
   };
+}
+
+/**
+ * SQLite only (one host): leases of this host's processes that are gone are released at start, so a
+ * restart after a crash resumes at once (SqliteLeases `releaseDeadHolders`). PostgreSQL's leases
+ * expire: another replica adopts their subjects (docs/architecture.md, "The store").
+ */
+async function releaseDeadHolders(store: Store, log: Logger): Promise<void> {
+  const leases = store.leases as Partial<Pick<SqliteLeases, 'releaseDeadHolders'>>;
+  if (store.backend !== 'sqlite' || !leases.releaseDeadHolders) return;
+  const released = await leases.releaseDeadHolders(hostname(), pidAlive);
+  if (released > 0) log.info('leases of a process that is gone released', { released });
 }
 
 /** The SQLite store's journal (`Service.journal`). */
