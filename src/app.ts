@@ -123,7 +123,6 @@ interface Pipeline {
 function createPipeline(config: Config, log: Logger, store: Store, holder: string, gitea: GiteaWithHealth, evaluator: Evaluator): Pipeline {
   const metrics = new ServiceMetrics();
   const flushes = new EventEmitter();
-  let pendingNow: number | undefined;
   const scheduler = new Scheduler({
     store: { deliveries: store.deliveries, leases: store.leases },
     holder,
@@ -150,14 +149,7 @@ function createPipeline(config: Config, log: Logger, store: Store, holder: strin
     },
   });
   metrics.setSources({
-    // The gauge reads the last count (the store is async); each scrape asks for the next one.
-    journalPending: () => {
-      store.deliveries.pendingCount().then(
-        (n) => (pendingNow = n),
-        () => undefined,
-      );
-      return pendingNow ?? 0;
-    },
+    journalPending: () => store.deliveries.pendingCount(),
     ...(gitea.health ? { giteaCircuit: () => gitea.health!().state } : {}),
     queue: () => ({ queued: scheduler.queued, running: scheduler.running, retrying: scheduler.retrying }),
   });
