@@ -368,7 +368,10 @@ function observedAppends(store: Store, health: StoreHealth): ReceiverDeps['journ
  * its append: see `ReceiverDeps.beforeJournal`): every replica's context loader sees the new
  * generation before it evaluates any event journaled after the push. A failed bump answers 503;
  * the redelivery bumps again (and answers `200 duplicate` if the row had committed). A bump whose
- * append failed only drops caches once more.
+ * append failed only drops caches once more. Gitea sends the push webhook from its push queue after
+ * the post-receive hook, once the refs moved (routers/private/hook_post_receive.go `HookPostReceive`
+ * → services/repository/push.go `PushUpdates`, `pushUpdates` → `notify_service.PushCommits`,
+ * v1.22.2 and v1.25.4): a context loaded after the bump reads the pushed config.
  */
 async function bumpOnPush(store: Store, delivery: NewDelivery, payload: Record<string, unknown>): Promise<void> {
   if (delivery.event !== 'push' || !delivery.repo || !isDefaultBranchPush(payload)) return;
