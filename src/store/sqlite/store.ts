@@ -1,4 +1,5 @@
-import { type ChangeMeta, type LabelChange, OwnershipStore as SqliteOwnershipRecords } from '../../applier/ownership.js';
+import type { ChangeMeta, LabelChange } from '../../applier/ownership.js';
+import { OwnershipStore as SqliteOwnershipRecords } from './ownership-records.js';
 import { Journal } from '../../journal/journal.js';
 import type { JournalFilter } from '../../journal/api.js';
 import type { NewDelivery, StoredDelivery } from '../../journal/types.js';
@@ -61,6 +62,8 @@ export class SqliteStore implements Store {
 /** The journal behind the async interface; state changes resolve once their group committed. */
 class SqliteDeliveries implements DeliveryStore {
   private readonly orphansStmt;
+  private readonly activityStmt;
+  private readonly newestStmt;
 
   constructor(
     private readonly journal: Journal,
@@ -73,6 +76,21 @@ class SqliteDeliveries implements DeliveryStore {
                            WHERE l.name = d.subject AND l.holder IS NOT NULL AND l.expires_at > ?)
         GROUP BY d.subject ORDER BY firstSeq LIMIT ?`,
     );
+    this.activityStmt = journal.db.prepare<[], { repo: string; newest: string | null }>(
+      `SELECT repo, max(CASE WHEN number IS NOT NULL THEN updated_at END) AS newest
+         FROM deliveries WHERE repo IS NOT NULL GROUP BY repo ORDER BY repo`,
+    );
+    // Uses the journal's index on subject.
+    this.newestStmt = journal.db.prepare<[string], { newest: string | null }>('SELECT max(updated_at) AS newest FROM deliveries WHERE subject = ?');
+  }
+
+  async repoActivity(): Promise<{ repo: string; newest: string | null }[]> {
+    return this.activityStmt.all();
+  }
+
+  /** The receiver stores `updated_at` as `toISOString()`: the string maximum is the time maximum. */
+  async newestUpdatedAt(subject: string): Promise<string | null> {
+    return this.newestStmt.get(subject)?.newest ?? null;
   }
 
   append(delivery: NewDelivery): Promise<'accepted' | 'duplicate'> {
@@ -172,6 +190,14 @@ class SqliteOwnership implements OwnershipStore {
 
   recordApplied(repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta, fence?: Fence): Promise<void> {
     return this.write(fence, () => this.records.recordApplied(repo, number, changes, meta));
+  }
+
+  async unknownRemovals(repo: string, number: number): Promise<string[]> {
+    return this.records.unknownRemovals(repo, number);
+  }
+
+  attributeRemovals(repo: string, number: number, labels: readonly string[], user: string, delivery: string | null, fence?: Fence): Promise<void> {
+    return this.write(fence, () => this.records.attributeRemovals(repo, number, labels, user, delivery));
   }
 
   async known(repo: string, number: number) {
