@@ -88,6 +88,8 @@ function readOnlyOwnership(records: SqliteOwnershipRecords, refuse: (what: strin
     pending: async (repo, number) => records.pending(repo, number),
     known: async (repo, number) => records.known(repo, number),
     replied: async (repo, commentId, updatedAt) => records.replied(repo, commentId, updatedAt),
+    unknownRemovals: async (repo, number) => records.unknownRemovals(repo, number),
+    attributeRemovals: () => refuse('attribute label removals'),
     record: () => refuse('record label changes'),
     intend: () => refuse('record write intents'),
     clearPending: () => refuse('clear write intents'),
