@@ -34,7 +34,7 @@ function backfillProgram(): Command {
       "Triage the open issues and pull requests that exist already, with the service's own evaluator, " +
         'concurrently, each issue under its lease in the store (never at the same time as the service). Labels are ' +
         'written and ownership recorded in the store as for a webhook, unless --dry-run (the store is only read).\n\n' +
-        'Reads GITEA_URL, GITEA_TOKEN, DATABASE_URL and DATABASE_SCHEMA (PostgreSQL) else DATA_DIR (SQLite), CONCURRENCY, TRIAGE_CONFIG.',
+        'Reads GITEA_URL, GITEA_TOKEN, DATABASE_URL and DATABASE_SCHEMA (PostgreSQL) else DATA_DIR (SQLite), LEASE_TTL_MS, CONCURRENCY, TRIAGE_CONFIG.',
     )
     .option('--repo <owner/repo>', 'a repository to sweep (repeatable)', collect)
     .option('--org <name>', 'every repository of this organisation (repeatable)', collect)
@@ -67,7 +67,7 @@ export async function backfillMain(argv: readonly string[], env: Readonly<Record
     async () => {
       const options = parseUsage(() => parseBackfillArgs(argv, io));
       if (options === 'help') return 0;
-      const config = toolServiceConfig(env, [...GITEA_VARIABLES, ...STORE_VARIABLES, 'CONCURRENCY', 'TRIAGE_CONFIG']);
+      const config = toolServiceConfig(env, [...GITEA_VARIABLES, ...STORE_VARIABLES, 'LEASE_TTL_MS', 'CONCURRENCY', 'TRIAGE_CONFIG']);
       secrets.push(config.giteaToken, ...storeSecrets(config));
       const log = createLogger({ tool: { verbose: options.verbose }, stream: io.stderr, redact: secrets });
 
@@ -136,5 +136,5 @@ function backfillEvaluator(parts: {
     throw new ToolError(`backfill on ${store?.backend ?? 'no store'}: a real run is not supported yet by this release (--dry-run is)`);
   }
   const inner = serviceEvaluator({ gitea, db: store.journal.db, writer: store.journal.writer, log, config, botLogin, dryRun: false });
-  return leasedEvaluator(inner, { leases: store.leases, holder: toolHolder(BACKFILL_TOOL), log });
+  return leasedEvaluator(inner, { leases: store.leases, holder: toolHolder(BACKFILL_TOOL), log, ttlMs: config.leaseTtlMs });
 }

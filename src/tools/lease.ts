@@ -4,8 +4,6 @@ import type { Logger } from '../log/logger.js';
 import type { Evaluator } from '../scheduler/types.js';
 import type { Lease, LeaseStore } from '../store/api.js';
 
-/** A tool's lease on a subject lives this long unless renewed (renewed every third of it). */
-export const TOOL_LEASE_TTL_MS = 30_000;
 
 /** The holder name a tool writes into the leases: which tool, on which host, which process. */
 export function toolHolder(tool: string): string {
@@ -16,7 +14,8 @@ export interface LeaseOptions {
   leases: LeaseStore;
   holder: string;
   log: Logger;
-  ttlMs?: number;
+  /** The lease's time to live (LEASE_TTL_MS, as the service's); renewed every third of it. */
+  ttlMs: number;
   /** How long to wait for a subject another process is evaluating before giving it up (default 4 × ttl). */
   waitMs?: number;
 }
@@ -38,12 +37,12 @@ export class SubjectBusyError extends Error {
  * process stalled past its expiry and someone else took it) fails the evaluation.
  */
 export function leasedEvaluator(inner: Evaluator, options: LeaseOptions): Evaluator {
-  const ttlMs = options.ttlMs ?? TOOL_LEASE_TTL_MS;
+  const { ttlMs } = options;
   return {
     ...inner,
     evaluate: async (item, log) => {
       const subject = item.subject.key;
-      let lease = await acquireWaiting(subject, { ...options, ttlMs });
+      let lease = await acquireWaiting(subject, options);
       let lost = false;
       let renewing: Promise<void> = Promise.resolve();
       const timer = setInterval(() => {
@@ -61,6 +60,12 @@ export function leasedEvaluator(inner: Evaluator, options: LeaseOptions): Evalua
       try {
         const result = await inner.evaluate(item, log);
         await renewing;
+        // A last renewal: a lease taken since the last tick (this process stalled) is found out here.
+        if (!lost) {
+          const renewed = await options.leases.renew(lease, ttlMs);
+          if (renewed) lease = renewed;
+          else lost = true;
+        }
         if (lost) throw new Error(`lease on ${subject} lost during the evaluation (token ${lease.token}): another process may have evaluated it too`);
         return result;
       } finally {
@@ -73,7 +78,7 @@ export function leasedEvaluator(inner: Evaluator, options: LeaseOptions): Evalua
 }
 
 /** Takes the subject's lease, polling (25 ms doubling to 1 s) while another process holds it. */
-async function acquireWaiting(subject: string, options: LeaseOptions & { ttlMs: number }): Promise<Lease> {
+async function acquireWaiting(subject: string, options: LeaseOptions): Promise<Lease> {
   const started = Date.now();
   const waitMs = options.waitMs ?? 4 * options.ttlMs;
   let pause = 25;

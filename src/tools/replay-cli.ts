@@ -199,7 +199,7 @@ async function reprocessJournal(run: LocalRun): Promise<number> {
   }
   const journal = store.journal;
   const inner = serviceEvaluator({ gitea, db: journal.db, writer: journal.writer, log, config, botLogin, dryRun: false });
-  const evaluator = leasedEvaluator(inner, { leases: store.leases, holder: toolHolder(REPLAY_TOOL), log });
+  const evaluator = leasedEvaluator(inner, { leases: store.leases, holder: toolHolder(REPLAY_TOOL), log, ttlMs: config.leaseTtlMs });
   const results = await withProgress(io, rows, (onProgress) => reprocessFailed(journal, rows, { evaluator, log, concurrency: config.concurrency, onProgress }));
   for (const r of results) io.stdout.write(`${renderReprocessed(r)}\n`);
   const still = results.filter((r) => r.state !== 'done');
@@ -261,7 +261,7 @@ export async function replayMain(argv: readonly string[], env: Readonly<Record<s
       const { mode } = options;
       const config = toolServiceConfig(env, [
         ...STORE_VARIABLES,
-        ...(mode.kind === 'url' ? (['WEBHOOK_SECRET'] as const) : ([...GITEA_VARIABLES, 'CONCURRENCY', 'TRIAGE_CONFIG'] as const)),
+        ...(mode.kind === 'url' ? (['WEBHOOK_SECRET'] as const) : ([...GITEA_VARIABLES, 'LEASE_TTL_MS', 'CONCURRENCY', 'TRIAGE_CONFIG'] as const)),
       ]);
       secrets.push(...(mode.kind === 'url' ? config.webhookSecrets : [config.giteaToken]), ...storeSecrets(config));
       const log = createLogger({ tool: { verbose: options.verbose }, stream: io.stderr, redact: secrets });
