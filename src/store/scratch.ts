@@ -3,6 +3,7 @@ import { OwnershipStore as SqliteOwnershipRecords } from '../applier/ownership.j
 import { parseSubject } from '../subject.js';
 import type { Evaluator } from '../scheduler/types.js';
 import type { OwnershipStore } from './api.js';
+import { asyncOwnership } from './sqlite/records.js';
 
 /**
  * The ownership records a dry run may write (backfill --dry-run, replay --local previews), whatever
@@ -15,14 +16,15 @@ import type { OwnershipStore } from './api.js';
  * Not seeded: command replies (they cannot be listed by issue); a dry run posts no reply anyway.
  */
 export class ScratchOwnership {
-  /** The scratch database, for the evaluator's synchronous ownership records. */
-  readonly db: Database.Database;
+  /** The scratch records behind the store's interface, for the evaluator (no fences: no leases here). */
+  readonly ownership: OwnershipStore;
+  private readonly db: Database.Database;
   private readonly seeded = new Map<string, Promise<void>>();
   private readonly insert;
 
   constructor(private readonly source?: Pick<OwnershipStore, 'owned' | 'events' | 'ownership' | 'known' | 'pending'>) {
     this.db = new Database(':memory:');
-    new SqliteOwnershipRecords(this.db); // creates the tables
+    this.ownership = asyncOwnership(new SqliteOwnershipRecords(this.db)); // creates the tables
     this.insert = {
       owner: this.db.prepare(
         `INSERT INTO triage_label_owner (repo, number, label, kind, user, rule, config_version, evidence, delivery, added_at)

@@ -6,7 +6,6 @@ import { createLogger, type Logger } from '../log/logger.js';
 import type { Evaluator } from '../scheduler/types.js';
 import type { Store } from '../store/api.js';
 import { ScratchOwnership } from '../store/scratch.js';
-import { SqliteStore } from '../store/sqlite/store.js';
 import { leasedEvaluator, toolHolder } from './lease.js';
 import { GITEA_VARIABLES, parseArgs, parseUsage, runTool, ToolError, toolGiteaClient, type ToolIO } from './cli.js';
 import { backfill, renderBackfillSummary, renderBackfillTable } from './backfill-tool.js';
@@ -131,10 +130,8 @@ function backfillEvaluator(parts: {
   botLogin: () => string;
 }): Evaluator {
   const { store, scratch, gitea, log, config, botLogin } = parts;
-  if (scratch) return scratch.seeding(serviceEvaluator({ gitea, db: scratch.db, log, config, botLogin, dryRun: true }));
-  if (!(store instanceof SqliteStore)) {
-    throw new ToolError(`backfill on ${store?.backend ?? 'no store'}: a real run is not supported yet by this release (--dry-run is)`);
-  }
-  const inner = serviceEvaluator({ gitea, db: store.journal.db, writer: store.journal.writer, log, config, botLogin, dryRun: false });
+  if (scratch) return scratch.seeding(serviceEvaluator({ gitea, store: { ownership: scratch.ownership }, log, config, botLogin, dryRun: true }));
+  if (!store) throw new Error('backfill: a real run needs the store'); // openBackfillStore always opens one
+  const inner = serviceEvaluator({ gitea, store, log, config, botLogin, dryRun: false });
   return leasedEvaluator(inner, { leases: store.leases, holder: toolHolder(BACKFILL_TOOL), log, ttlMs: config.leaseTtlMs });
 }

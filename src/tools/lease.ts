@@ -58,7 +58,8 @@ export function leasedEvaluator(inner: Evaluator, options: LeaseOptions): Evalua
         });
       }, Math.max(1, Math.floor(ttlMs / 3)));
       try {
-        const result = await inner.evaluate(item, log);
+        // Its ownership writes carry the lease's fence: refused by the store once the lease is lost.
+        const result = await inner.evaluate({ ...item, fence: { subject, token: lease.token } }, log);
         await renewing;
         // A last renewal: a lease taken since the last tick (this process stalled) is found out here.
         if (!lost) {

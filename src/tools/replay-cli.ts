@@ -4,12 +4,11 @@ import { errorText } from '../errors.js';
 import type { GiteaApi } from '../gitea/api.js';
 import { ScratchOwnership } from '../store/scratch.js';
 import type { Store } from '../store/api.js';
-import { SqliteStore } from '../store/sqlite/store.js';
 import type { StoredDelivery } from '../journal/types.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { GITEA_VARIABLES, parseArgs, parseUsage, runTool, ToolError, toolGiteaClient, type ToolIO } from './cli.js';
 import { fileDeliveries, storeDeliveries } from './deliveries.js';
-import { leasedEvaluator, toolHolder } from './lease.js';
+import { toolHolder } from './lease.js';
 import { type DeliveryFilter, parseDeliveryFilter } from './filter.js';
 import { createProgress, type Progress } from './progress.js';
 import {
@@ -194,16 +193,18 @@ interface LocalRun {
 async function reprocessJournal(run: LocalRun): Promise<number> {
   const { rows, config, log, gitea, botLogin, io } = run;
   const store = run.source.store!;
-  if (!(store instanceof SqliteStore)) {
-    throw new ToolError(`replay --failed --local on ${store.backend}: not supported yet by this release (use --url to re-send them to the service)`);
-  }
-  const journal = store.journal;
-  const inner = serviceEvaluator({ gitea, db: journal.db, writer: journal.writer, log, config, botLogin, dryRun: false });
-  const evaluator = leasedEvaluator(inner, { leases: store.leases, holder: toolHolder(REPLAY_TOOL), log, ttlMs: config.leaseTtlMs });
-  const results = await withProgress(io, rows, (onProgress) => reprocessFailed(journal, rows, { evaluator, log, concurrency: config.concurrency, onProgress }));
+  const evaluator = serviceEvaluator({ gitea, store, log, config, botLogin, dryRun: false });
+  const holder = toolHolder(REPLAY_TOOL);
+  const results = await withProgress(io, rows, (onProgress) =>
+    reprocessFailed(store, rows, { evaluator, log, concurrency: config.concurrency, holder, leaseTtlMs: config.leaseTtlMs, onProgress }),
+  );
   for (const r of results) io.stdout.write(`${renderReprocessed(r)}\n`);
-  const still = results.filter((r) => r.state !== 'done');
-  io.stdout.write(`${results.length} failed ${results.length === 1 ? 'delivery' : 'deliveries'} reprocessed: ${results.length - still.length} done, ${still.length} still failed\n`);
+  const still = results.filter((r) => r.state === 'failed');
+  const left = results.filter((r) => r.state === 'pending').length;
+  io.stdout.write(
+    `${results.length} failed ${results.length === 1 ? 'delivery' : 'deliveries'} reprocessed: ${results.filter((r) => r.state === 'done').length} done, ` +
+      `${still.length} still failed${left > 0 ? `, ${left} left to the service (it holds their lease)` : ''}\n`,
+  );
   if (still.length > 0) throw new ToolError(`${still.length} of ${results.length} deliveries still fail (first: ${still[0]!.lastError ?? 'unknown error'})`);
   return 0;
 }
@@ -220,8 +221,8 @@ async function previewCandidate(run: LocalRun, file: string): Promise<number> {
   const [forCandidate, forCurrent] = [await scratchFor(run.source, rows), await scratchFor(run.source, rows)];
   let preview;
   try {
-    const candidate = candidateEvaluator({ gitea, db: forCandidate.db, log, config, botLogin, text, file });
-    const current = serviceEvaluator({ gitea, db: forCurrent.db, log, config, botLogin, dryRun: true });
+    const candidate = candidateEvaluator({ gitea, ownership: forCandidate.ownership, log, config, botLogin, text, file });
+    const current = serviceEvaluator({ gitea, store: { ownership: forCurrent.ownership }, log, config, botLogin, dryRun: true });
     preview = await withProgress(io, rows, (onProgress) => previewConfig(rows, { log, concurrency: config.concurrency, current, candidate, onProgress }));
   } finally {
     forCandidate.close();
@@ -239,7 +240,7 @@ async function evaluateDryRun(run: LocalRun): Promise<number> {
   const scratch = await scratchFor(run.source, rows);
   let decisions;
   try {
-    const evaluator = serviceEvaluator({ gitea, db: scratch.db, log, config, botLogin, dryRun: true });
+    const evaluator = serviceEvaluator({ gitea, store: { ownership: scratch.ownership }, log, config, botLogin, dryRun: true });
     decisions = await withProgress(io, rows, (onProgress) => evaluateLocally(rows, { log, concurrency: config.concurrency, evaluator, onProgress }));
   } finally {
     scratch.close();

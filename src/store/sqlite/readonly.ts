@@ -76,6 +76,16 @@ function readOnlyDeliveries(reader: JournalReader, refuse: (what: string) => Pro
     markFailed: () => refuse('mark deliveries failed'),
     requeue: () => refuse('requeue deliveries'),
     query: async (filter) => reader.query(filter),
+    // The same statements as SqliteStore's.
+    repoActivity: async () =>
+      reader.db
+        .prepare<[], { repo: string; newest: string | null }>(
+          `SELECT repo, max(CASE WHEN number IS NOT NULL THEN updated_at END) AS newest
+             FROM deliveries WHERE repo IS NOT NULL GROUP BY repo ORDER BY repo`,
+        )
+        .all(),
+    newestUpdatedAt: async (subject) =>
+      reader.db.prepare<[string], { newest: string | null }>('SELECT max(updated_at) AS newest FROM deliveries WHERE subject = ?').get(subject)?.newest ?? null,
     prune: () => refuse('prune the journal'),
   };
 }
