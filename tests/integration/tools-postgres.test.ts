@@ -181,4 +181,79 @@ if (unavailable !== undefined && !POSTGRES_REQUIRED) {
       expect(refused.err).not.toContain(secret);
     });
   });
+
+  describe('tools that write, on a PostgreSQL store', () => {
+    const written = testSchemaName('gt_tools_rw');
+    schemas.push(written);
+    const rwEnv = (extra: Record<string, string> = {}) => ({ ...pgEnv(), DATABASE_SCHEMA: written, ...extra });
+    const openWritten = () =>
+      openStore({ dataDir: '/nonexistent', journalSync: 'normal', databaseUrl: TEST_DATABASE_URL, databaseSchema: written, databasePoolSize: 2 }, silentLogger());
+
+    beforeAll(async () => {
+      const moved = await runMain(migrateStoreMain, ['--from', dataDir], { DATABASE_URL: TEST_DATABASE_URL, DATABASE_SCHEMA: written });
+      expect(moved.code).toBe(0);
+    });
+
+    it('backfill labels issues for real and records ownership in PostgreSQL; a person removal read from there sticks', async () => {
+      // An issue Gitea never delivered (created while nothing listened).
+      const missed = h.sim.addIssue(ORG, REPO, { user: 'alice', title: 'Importer crashes on empty files', body: 'It stops.' });
+      const run = await runMain(backfillMain, ['--repo', `${ORG}/${REPO}`], rwEnv());
+      expect(run.code).toBe(0);
+      expect(h.sim.issueLabels(ORG, REPO, missed)).toContain('kind/bug');
+      expect(h.sim.issueLabels(ORG, REPO, removed)).not.toContain('kind/bug');
+      const store = await openWritten();
+      try {
+        const owned = await store.ownership.owned(`${ORG}/${REPO}`, missed);
+        expect(owned).toEqual(expect.arrayContaining([expect.objectContaining({ label: 'kind/bug', kind: 'rule', rule: 'labels.kind/bug.title' })]));
+        // Every lease it took was given back.
+        for (const n of [kept, removed, missed]) expect(await store.leases.current(`${ORG}/${REPO}#${n}`)).toBeUndefined();
+      } finally {
+        await store.close();
+      }
+      const story = await runMain(explainMain, ['--json', `${ORG}/${REPO}#${missed}`], rwEnv());
+      expect((JSON.parse(story.out) as { owned: { label: string }[] }).owned.map((o) => o.label)).toContain('kind/bug');
+    });
+
+    it('backfill never evaluates an issue whose lease another process holds; it waits, then gives that one up', async () => {
+      const busy = h.sim.addIssue(ORG, REPO, { user: 'alice', title: 'Renderer crashes on resize', body: 'It stops.' });
+      const store = await openWritten();
+      try {
+        const held = await store.leases.acquire(`${ORG}/${REPO}#${busy}`, 'service-replica-a', 60_000);
+        expect(held).toBeDefined();
+        const run = await runMain(backfillMain, ['--repo', `${ORG}/${REPO}`], rwEnv({ LEASE_TTL_MS: '200' }));
+        expect(run.code).toBe(1);
+        expect(run.err).toContain(`${ORG}/${REPO}#${busy} is being evaluated by service-replica-a`);
+        expect(h.sim.issueLabels(ORG, REPO, busy)).toEqual([]);
+        expect(await store.ownership.known(`${ORG}/${REPO}`, busy)).toBeUndefined();
+        expect((await store.leases.current(`${ORG}/${REPO}#${busy}`))?.holder).toBe('service-replica-a');
+        await store.leases.release(held!);
+        const again = await runMain(backfillMain, ['--repo', `${ORG}/${REPO}`], rwEnv());
+        expect(again.code).toBe(0);
+        expect(h.sim.issueLabels(ORG, REPO, busy)).toContain('kind/bug');
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('replay --failed --local reprocesses the dead letters of PostgreSQL for real', async () => {
+      const store = await openWritten();
+      try {
+        const [opened] = await store.deliveries.query({ subject: `${ORG}/${REPO}#${kept}`, state: 'done' });
+        expect(opened).toBeDefined();
+        const { seq: _s, receivedAt: _r, attempts: _a, lastError: _e, ...row } = opened!;
+        const id = '11111111-2222-4333-8444-555555555555';
+        expect(await store.deliveries.append({ ...row, id, state: 'pending' })).toBe('accepted');
+        await store.deliveries.markFailed([id], 'HTTP 502 from Gitea');
+        expect((await store.deliveries.get(id))?.state).toBe('failed');
+        const run = await runMain(replayMain, ['--failed', '--local'], rwEnv());
+        expect(run.err).toBe('');
+        expect(run.lines).toEqual([`${id}  issues/opened  ${ORG}/${REPO}#${kept}  done`, '1 failed delivery reprocessed: 1 done, 0 still failed']);
+        expect(run.code).toBe(0);
+        expect((await store.deliveries.get(id))?.state).toBe('done');
+        expect(await store.leases.current(`${ORG}/${REPO}#${kept}`)).toBeUndefined();
+      } finally {
+        await store.close();
+      }
+    });
+  });
 }
