@@ -22,7 +22,7 @@ export interface StoryDelivery {
   attempts: number;
 }
 
-/** Everything DATA_DIR knows about one issue or pull request. */
+/** Everything the store knows about one issue or pull request. */
 export interface IssueStory {
   subject: string;
   deliveries: StoryDelivery[];
@@ -129,7 +129,7 @@ export function renderStory(story: IssueStory): string {
     }`,
   );
 
-  out.push('', 'Not recorded in DATA_DIR');
+  out.push('', 'Not recorded in the store');
   for (const n of story.notRecorded) out.push(`  ${n}`);
   return out.join('\n');
 }

@@ -32,7 +32,7 @@ export const REPLAY_TOOL = 'replay';
 
 export interface ReplayOptions {
   filter: DeliveryFilter;
-  /** An export file instead of the journal in DATA_DIR. */
+  /** An export file instead of the store. */
   from?: string;
   mode: { kind: 'url'; url: string; sameId: boolean } | { kind: 'local'; config?: string };
   verbose: boolean;

@@ -56,7 +56,7 @@ describe('explain', () => {
     expect(out).toContain('  labels last seen: (no labels)\n');
     expect(out).toContain('  added by the service or a command: (none)\n');
     expect(out).toContain('  removed by a person, never re-added by a rule: kind/bug (bob)\n');
-    expect(out).toMatch(/Not recorded in DATA_DIR\n  refused \/label commands: only logged/);
+    expect(out).toMatch(/Not recorded in the store\n  refused \/label commands: only logged/);
   });
 
   it('--json gives the same story as data', async () => {
