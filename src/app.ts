@@ -20,8 +20,11 @@ import { BotIdentity } from './service/identity.js';
 import { HttpListener } from './service/listener.js';
 import { readinessOf } from './service/readiness.js';
 import { holderName, isLeader, startOrphanSweep, startPruning, StoreHealth } from './service/cluster.js';
-import { openStore, type Store } from './store/api.js';
+import { leaderName, openStore, type Store } from './store/api.js';
 import { isDefaultBranchPush } from './evaluation/payload.js';
+
+/** The cluster-wide jobs, each run by the holder of its leader lease (docs/architecture.md, "The store"). */
+const LEADER_JOBS = ['resume', 'prune', 'reconcile'] as const;
 
 /** A Gitea API, optionally with the client's circuit state (`GiteaClient.health()`). */
 export type GiteaWithHealth = GiteaApi & { health?(): { state: string; consecutiveFailures?: number } };
@@ -270,7 +273,13 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   isLeader(store.leases, 'resume', holder, config.leaseTtlMs)
     .then((leader) => leader && scheduler.resume())
     .catch((error: unknown) => log.error('resume failed', { error: errorText(error) }));
-  const stopOrphanSweep = startOrphanSweep(store.deliveries, (subjects) => scheduler.adopt(subjects), config.orphanSweepMs, log);
+  // A subject waiting in this process's coalescer is not an orphan: its window is about to release it.
+  const stopOrphanSweep = startOrphanSweep(
+    store.deliveries,
+    (subjects) => scheduler.adopt(subjects.filter((s) => !coalescer.holds(s))),
+    config.orphanSweepMs,
+    log,
+  );
   const stopPruning = startPruning(store, holder, config.journalRetentionMs, log);
   const listener = new HttpListener(app, config, log);
 
@@ -283,7 +292,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       stopOrphanSweep();
       health.stop();
       reconciler?.stop();
-      await drainAndClose({ config, log, store, pipeline, listener, gitea: ownClient ? gitea : undefined });
+      await drainAndClose({ config, log, store, holder, pipeline, listener, gitea: ownClient ? gitea : undefined });
     })();
     return stopping;
   };
@@ -331,11 +340,11 @@ function observedAppends(store: Store, health: StoreHealth): ReceiverDeps['journ
 }
 
 /**
- * A push to a repository's default branch bumps its context generation before the push is
- * journaled (and so before its 202): every replica's context loader sees the new generation before
- * it evaluates any event journaled after the push. Bumped before the append, so a failure answers
- * 503 with nothing journaled, and the sender's retry finds no duplicate; a bump whose append then
- * fails only drops caches once more.
+ * A push to a repository's default branch bumps its context generation before the push's 202 (with
+ * its append: see `ReceiverDeps.beforeJournal`): every replica's context loader sees the new
+ * generation before it evaluates any event journaled after the push. A failed bump answers 503;
+ * the redelivery bumps again (and answers `200 duplicate` if the row had committed). A bump whose
+ * append failed only drops caches once more.
  */
 async function bumpOnPush(store: Store, delivery: NewDelivery, payload: Record<string, unknown>): Promise<void> {
   if (delivery.event !== 'push' || !delivery.repo || !isDefaultBranchPush(payload)) return;
@@ -352,6 +361,7 @@ async function drainAndClose(parts: {
   config: Config;
   log: Logger;
   store: Store;
+  holder: string;
   pipeline: Pipeline;
   listener: HttpListener;
   gitea: GiteaWithHealth | undefined;
@@ -365,9 +375,22 @@ async function drainAndClose(parts: {
   const drained = await scheduler.stop(config.shutdownTimeoutMs);
   if (!drained) log.warn('shutdown timeout: evaluations still running stay pending in the store', { timeoutMs: config.shutdownTimeoutMs });
   await listener.close(1000);
+  // The cluster's jobs go to another replica (or to this one's next start) at once.
+  await releaseLeadership(store, parts.holder, log);
   await store.close();
   (parts.gitea as { close?(): void } | undefined)?.close?.();
   log.info('stopped', { drained });
+}
+
+async function releaseLeadership(store: Store, holder: string, log: Logger): Promise<void> {
+  for (const job of LEADER_JOBS) {
+    try {
+      const lease = await store.leases.current(leaderName(job));
+      if (lease?.holder === holder) await store.leases.release(lease);
+    } catch (error) {
+      log.warn('leader lease not released: it expires by itself', { job, error: errorText(error) });
+    }
+  }
 }
 
 async function safeCount(store: Store): Promise<number | undefined> {

@@ -193,6 +193,7 @@ export class Reconciler {
     }
     if (this.mayRun && !(await this.mayRun().catch(() => false))) {
       summary.skipped = 'another replica sweeps';
+      this.log.debug('reconcile sweep skipped: another replica holds the reconcile leader lease');
       return finish();
     }
     const circuit = this.giteaHealth?.().state;

@@ -133,6 +133,13 @@ export class Scheduler {
   private stopping = false;
   /** A page of pending subjects is being read for resume. */
   private loadingPage = false;
+  /** The leases of the evaluations running now. */
+  private readonly keepers = new Set<LeaseKeeper>();
+  /**
+   * Leases whose release failed (the store was unreachable): still this process's until they expire.
+   * The subject's next turn renews one instead of waiting for its expiry.
+   */
+  private readonly unreleased = new Map<string, Lease>();
   private adoptions = 0;
   /** When the evaluations of this turn of the event loop began (see sliceUsed). */
   private sliceStartedAt: number | undefined;
@@ -324,6 +331,11 @@ export class Scheduler {
       ]);
       clearTimeout(timer);
     }
+    // Evaluations still running give their subjects up: another process may take them now, and
+    // whatever they would still write carries a token that is no longer current (refused).
+    await Promise.all([...this.keepers].map((k) => k.release()));
+    await Promise.all([...this.unreleased.values()].map((l) => this.store.leases?.release(l).catch(() => undefined)));
+    this.unreleased.clear();
     // What the finished evaluations recorded was committed before they finished (the store's writes resolve once committed).
     this.checkIdle();
     return this.active === 0;
@@ -486,23 +498,37 @@ export class Scheduler {
   private async evaluateUnderLease(subject: string, entry: Entry): Promise<Next> {
     const leases = this.store.leases;
     if (!leases) return this.evaluate(subject, entry.batch, undefined);
-    const lease = await leases.acquire(subject, this.holder, this.leaseTtlMs);
+    const lease = await this.takeLease(leases, subject);
     if (!lease) {
       this.log.debug('subject leased by another process: left to it', { subject, batch: entry.batch });
       return undefined;
     }
     const keeper = new LeaseKeeper(leases, lease, this.leaseTtlMs, this.log);
+    this.keepers.add(keeper);
     let next: Next;
     try {
       next = await this.evaluate(subject, entry.batch, { subject, token: lease.token });
     } finally {
-      await keeper.release();
+      this.keepers.delete(keeper);
+      const kept = await keeper.release();
+      if (kept) this.unreleased.set(subject, kept);
     }
     if (next === undefined && !this.stopping) {
       const left = await this.store.deliveries.pendingFor(subject).catch(() => []);
       if (left.length > 0) entry.dirty = true;
     }
     return next;
+  }
+
+  /** A grant of the subject's lease: this process's own unreleased one renewed, else a new one. */
+  private async takeLease(leases: LeaseStore, subject: string): Promise<Lease | undefined> {
+    const own = this.unreleased.get(subject);
+    if (own) {
+      this.unreleased.delete(subject);
+      const renewed = await leases.renew(own, this.leaseTtlMs);
+      if (renewed) return renewed;
+    }
+    return leases.acquire(subject, this.holder, this.leaseTtlMs);
   }
 
   /** One evaluation of a subject: its pending deliveries, newest state last. Returns a retry, if any. */
@@ -722,17 +748,22 @@ class LeaseKeeper {
     }
   }
 
-  /** Stops renewing and gives the lease up (a failure leaves it to expire). */
-  async release(): Promise<void> {
+  /**
+   * Stops renewing and gives the lease up. Resolves with the lease when the release failed (the
+   * store unreachable): it stays this process's until it expires.
+   */
+  async release(): Promise<Lease | undefined> {
     clearInterval(this.timer);
     await this.renewing;
     const held = this.lease;
     this.lease = undefined;
-    if (!held) return;
+    if (!held) return undefined;
     try {
       await this.leases.release(held);
+      return undefined;
     } catch (error) {
       this.log.warn('lease release failed: it expires by itself', { subject: held.name, error: errorText(error) });
+      return held;
     }
   }
 }

@@ -117,6 +117,23 @@ if (unavailable !== undefined && !POSTGRES_REQUIRED) {
       expect(owned.map((o) => o.label)).toContain('kind/bug');
     });
 
+    it('runs the reconcile sweep on one replica at a time, and on the other once the leader is gone', async () => {
+      if (unavailable) throw new Error(`PostgreSQL at ${TEST_DATABASE_URL} is unreachable: ${unavailable}`);
+      // The reconcile leader's lease lasts 2 intervals + LEASE_TTL_MS: 1 s here.
+      r = await startStoreReplicas({ count: 2, env: { RECONCILE_INTERVAL_MS: '200', LEASE_TTL_MS: '600' }, seed: (sim) => seedTriagedRepo(sim, ORG, REPO) });
+      const swept = (i: number) => r!.replicas[i]!.logs.find({ msg: 'reconcile sweep' }).length;
+      const skipped = (i: number) => r!.replicas[i]!.logs.find({ msg: 'reconcile sweep skipped: another replica holds the reconcile leader lease' }).length;
+      await waitFor(() => skipped(0) + skipped(1) >= 3, { what: 'a few sweeps on both replicas' });
+      const leader = swept(0) > 0 ? 0 : 1;
+      const other = 1 - leader;
+      expect(swept(leader)).toBeGreaterThanOrEqual(1);
+      expect(swept(other)).toBe(0);
+      expect(skipped(leader)).toBe(0);
+
+      await r.replicas[leader]!.service.stop();
+      await waitFor(() => swept(other) >= 1, { timeoutMs: 15_000, what: 'the other replica to take the sweep over' });
+    });
+
     it('uses the new config on replica B right after replica A acknowledged the push', async () => {
       if (unavailable) throw new Error(`PostgreSQL at ${TEST_DATABASE_URL} is unreachable: ${unavailable}`);
       r = await startStoreReplicas({ count: 2, seed: (sim) => seedTriagedRepo(sim, ORG, REPO) });
