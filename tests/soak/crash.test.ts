@@ -18,7 +18,7 @@ afterAll(async () => {
 describe('crash safety soak', () => {
   it(`survives ${ROUNDS} SIGKILLs during ${PER_ROUND}-delivery bursts`, async () => {
     s = await crashScenario({ rounds: ROUNDS, perRound: PER_ROUND, items: ITEMS, seed: 20260301, latencyMs: 40 });
-    const out = crashOutcome(s);
+    const out = await crashOutcome(s);
     console.log(
       [
         'crash soak:',
