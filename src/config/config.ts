@@ -44,6 +44,14 @@ export interface Config {
   databaseSchema: string;
   /** Most connections the PostgreSQL pool opens. */
   databasePoolSize: number;
+  /**
+   * How long a subject's lease lasts without renewal (ms): an evaluation renews it while it runs; a
+   * process that dies leaves it to expire, then another one adopts the subject's pending rows
+   * (docs/architecture.md, "The store").
+   */
+  leaseTtlMs: number;
+  /** Period of the sweep that schedules pending rows nobody holds a lease on (adoption), ms. */
+  orphanSweepMs: number;
 }
 
 /** A configuration value that stops the process at start: names the variable and what was expected. */
@@ -163,6 +171,8 @@ const schema = z.object({
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a PostgreSQL schema name: lower-case letters, digits and _, at most 63, not starting with a digit')
     .default('gitea_triage'),
   DATABASE_POOL_SIZE: intIn(1, 1000).default(10),
+  LEASE_TTL_MS: intIn(100, 3_600_000).default(15_000),
+  ORPHAN_SWEEP_MS: intIn(100, 3_600_000).default(2_000),
 });
 
 /** The variables the service reads, for `--help` texts and the README. */
@@ -214,5 +224,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     databaseUrl: e.DATABASE_URL,
     databaseSchema: e.DATABASE_SCHEMA,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    leaseTtlMs: e.LEASE_TTL_MS,
+    orphanSweepMs: e.ORPHAN_SWEEP_MS,
   };
 }

@@ -134,6 +134,13 @@ export interface OwnershipStore {
   clearPending(repo: string, number: number, fence?: Fence): Promise<void>;
   /** Records the outcome of intended writes and forgets the intents, in one transaction. */
   recordApplied(repo: string, number: number, changes: readonly LabelChange[], meta: ChangeMeta, fence?: Fence): Promise<void>;
+  /** Labels of the issue whose removal is recorded as `unknown`: nobody's yet. */
+  unknownRemovals(repo: string, number: number): Promise<string[]>;
+  /**
+   * A removal recorded as `unknown` is explained by a person's label delivery that came later: the
+   * removal (and its latest event) becomes that person's. Labels not removed as `unknown` are left.
+   */
+  attributeRemovals(repo: string, number: number, labels: readonly string[], user: string, delivery: string | null, fence?: Fence): Promise<void>;
   known(repo: string, number: number): Promise<KnownLabels | undefined>;
   /** An older set (by `updatedAt`) never replaces a newer one; resolves whether it was stored. */
   setKnown(repo: string, number: number, labels: readonly string[], updatedAt: string | null, fence?: Fence): Promise<boolean>;

@@ -254,6 +254,26 @@ export function storeConformance(backend: string, harness: StoreHarness): void {
       expect((await a.ownership.ownership('acme/widgets', 8)).botOwned.size).toBe(0);
     });
 
+    it('attributes a removal recorded as unknown to the person whose delivery explains it, once', async () => {
+      const { a, b } = await open();
+      const gone = (label: string) => ({ label, action: 'removed' as const, kind: 'unknown' as const, user: null });
+      await a.ownership.record('acme/widgets', 12, [ruleAdd], meta);
+      await a.ownership.record('acme/widgets', 12, [gone('kind/bug'), gone('prio/low')], meta);
+      expect(await b.ownership.unknownRemovals('ACME/widgets', 12)).toEqual(['kind/bug', 'prio/low']);
+      await b.ownership.attributeRemovals('acme/widgets', 12, ['kind/bug', 'not-removed'], 'frank', 'd-9');
+      expect(await a.ownership.unknownRemovals('acme/widgets', 12)).toEqual(['prio/low']);
+      const events = await a.ownership.events('acme/widgets', 12);
+      expect(events.map((e) => [e.label, e.action, e.kind, e.user])).toEqual([
+        ['kind/bug', 'added', 'rule', 'bot'],
+        ['kind/bug', 'removed', 'person', 'frank'],
+        ['prio/low', 'removed', 'unknown', null],
+      ]);
+      // Already a person's: a second attribution changes nothing.
+      await a.ownership.attributeRemovals('acme/widgets', 12, ['kind/bug'], 'grace', 'd-10');
+      expect((await b.ownership.events('acme/widgets', 12)).find((e) => e.label === 'kind/bug' && e.action === 'removed')?.user).toBe('frank');
+      expect([...(await b.ownership.ownership('acme/widgets', 12)).humanRemoved].sort()).toEqual(['kind/bug', 'prio/low']);
+    });
+
     it('keeps write intents until their outcome is recorded; known label sets never go back in time', async () => {
       const { a, b } = await open();
       await a.ownership.intend('acme/widgets', 9, [ruleAdd], meta);

@@ -106,6 +106,36 @@ export class PgOwnership implements OwnershipStore {
     });
   }
 
+  async unknownRemovals(repo: string, number: number): Promise<string[]> {
+    const { rows } = await this.db.query<{ label: string }>(
+      `SELECT label FROM {label_removed} WHERE repo = $1 AND number = $2 AND kind = 'unknown' ORDER BY label`,
+      [repo.toLowerCase(), number],
+    );
+    return rows.map((r) => r.label);
+  }
+
+  /** The same meaning as applier/ownership.ts's `attributeRemovals`: only rows still `unknown` change. */
+  attributeRemovals(repo: string, number: number, labels: readonly string[], user: string, delivery: string | null, fence?: Fence): Promise<void> {
+    if (labels.length === 0 && !fence) return Promise.resolve();
+    const key = repo.toLowerCase();
+    return this.transaction(fence, async (c) => {
+      for (const label of labels) {
+        const changed = await c.query(
+          `UPDATE {label_removed} SET kind = 'person', actor = $4, delivery = $5
+            WHERE repo = $1 AND number = $2 AND label = $3 AND kind = 'unknown'`,
+          [key, number, label, user, delivery],
+        );
+        if (changed.rowCount !== 1) continue;
+        await c.query(
+          `UPDATE {label_event} SET kind = 'person', actor = $4
+            WHERE kind = 'unknown' AND seq = (SELECT max(seq) FROM {label_event}
+                                               WHERE repo = $1 AND number = $2 AND label = $3 AND action = 'removed')`,
+          [key, number, label, user],
+        );
+      }
+    });
+  }
+
   async known(repo: string, number: number): Promise<KnownLabels | undefined> {
     const { rows } = await this.db.query<{ labels: string; updated_at: string | null; recorded_at: string }>(
       'SELECT labels, updated_at, recorded_at FROM {known_labels} WHERE repo = $1 AND number = $2',

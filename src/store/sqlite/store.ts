@@ -174,6 +174,14 @@ class SqliteOwnership implements OwnershipStore {
     return this.write(fence, () => this.records.recordApplied(repo, number, changes, meta));
   }
 
+  async unknownRemovals(repo: string, number: number): Promise<string[]> {
+    return this.records.unknownRemovals(repo, number);
+  }
+
+  attributeRemovals(repo: string, number: number, labels: readonly string[], user: string, delivery: string | null, fence?: Fence): Promise<void> {
+    return this.write(fence, () => this.records.attributeRemovals(repo, number, labels, user, delivery));
+  }
+
   async known(repo: string, number: number) {
     return this.records.known(repo, number);
   }
