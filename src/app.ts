@@ -6,7 +6,7 @@ import type { Batch } from './coalescer/api.js';
 import type { Config } from './config/config.js';
 import type { GiteaApi } from './gitea/api.js';
 import { giteaClientFromConfig } from './gitea/client.js';
-import { Journal } from './journal/journal.js';
+import type { Journal } from './journal/journal.js';
 import type { NewDelivery } from './journal/types.js';
 import type { Logger } from './log/logger.js';
 import { ServiceMetrics } from './metrics/metrics.js';
@@ -19,13 +19,15 @@ import { errorText } from './errors.js';
 import { BotIdentity } from './service/identity.js';
 import { HttpListener } from './service/listener.js';
 import { readinessOf } from './service/readiness.js';
-import { startJournalPruning } from './service/retention.js';
+import { holderName, isLeader, startOrphanSweep, startPruning, StoreHealth } from './service/cluster.js';
+import { openStore, type Store } from './store/api.js';
+import { isDefaultBranchPush } from './evaluation/payload.js';
 
 /** A Gitea API, optionally with the client's circuit state (`GiteaClient.health()`). */
 export type GiteaWithHealth = GiteaApi & { health?(): { state: string; consecutiveFailures?: number } };
 
 export type EvaluatorFactory = (parts: {
-  journal: Journal;
+  store: Store;
   gitea: GiteaApi;
   log: Logger;
   config: Config;
@@ -44,6 +46,12 @@ export interface ServiceOptions {
   identityBackoff?: { firstMs: number; maxMs: number };
   /** Tuning of the reconcile sweep (`RECONCILE_INTERVAL_MS` > 0); tests shorten `settleMs`. */
   reconcile?: Pick<ReconcilerOptions, 'settleMs' | 'overlapMs' | 'firstDelayMs'>;
+  /** An open store to use instead of `openStore(config)` (tests); the service closes it when it stops. */
+  store?: Store;
+  /** This process's name in the store's leases (default: host, pid and a random part). */
+  holder?: string;
+  /** How often `/readyz`'s store check runs (default 1 s). */
+  healthCheckMs?: number;
 }
 
 export interface Service {
@@ -63,7 +71,15 @@ export interface Service {
   identified(): Promise<string>;
   botLogin(): string | undefined;
   readiness(): Readiness;
-  journal: Journal;
+  /** The store everything persists in (docs/architecture.md, "The store"). */
+  store: Store;
+  /** This process's name in the store's leases. */
+  holder: string;
+  /**
+   * The SQLite store's journal, for in-process tests and benchmarks (commit counts, synchronous
+   * reads). Throws on PostgreSQL: use `store`.
+   */
+  readonly journal: Journal;
   scheduler: Scheduler;
   coalescer: Coalescer;
   gitea: GiteaWithHealth;
@@ -99,11 +115,14 @@ interface Pipeline {
   flushes: EventEmitter;
 }
 
-function createPipeline(config: Config, log: Logger, journal: Journal, gitea: GiteaWithHealth, evaluator: Evaluator): Pipeline {
+function createPipeline(config: Config, log: Logger, store: Store, holder: string, gitea: GiteaWithHealth, evaluator: Evaluator): Pipeline {
   const metrics = new ServiceMetrics();
   const flushes = new EventEmitter();
+  let pendingNow: number | undefined;
   const scheduler = new Scheduler({
-    journal,
+    store: { deliveries: store.deliveries, leases: store.leases },
+    holder,
+    leaseTtlMs: config.leaseTtlMs,
     evaluator,
     concurrency: config.concurrency,
     maxAttempts: config.evalMaxAttempts,
@@ -125,7 +144,14 @@ function createPipeline(config: Config, log: Logger, journal: Journal, gitea: Gi
     },
   });
   metrics.setSources({
-    journalPending: () => journal.pendingCount(),
+    // The gauge reads the last count (the store is async); each scrape asks for the next one.
+    journalPending: () => {
+      store.deliveries.pendingCount().then(
+        (n) => (pendingNow = n),
+        () => undefined,
+      );
+      return pendingNow ?? 0;
+    },
     ...(gitea.health ? { giteaCircuit: () => gitea.health!().state } : {}),
     queue: () => ({ queued: scheduler.queued, running: scheduler.running, retrying: scheduler.retrying }),
   });
@@ -165,7 +191,8 @@ async function untilIdle(pipeline: Pipeline): Promise<void> {
 /** Lost deliveries (Gitea never retries one): a periodic sweep journals synthetic ones through `onJournaled`. */
 function createReconciler(
   options: ServiceOptions,
-  journal: Journal,
+  store: Store,
+  holder: string,
   gitea: GiteaWithHealth,
   onJournaled: ReconcilerOptions['onJournaled'],
   metrics: ServiceMetrics,
@@ -174,7 +201,9 @@ function createReconciler(
   const { config, log } = options;
   if (config.reconcileIntervalMs <= 0) return undefined;
   return new Reconciler({
-    journal,
+    journal: store.deliveries,
+    // Cluster-wide once: the `reconcile` leader sweeps; its lease outlives two intervals.
+    mayRun: () => isLeader(store.leases, 'reconcile', holder, 2 * config.reconcileIntervalMs + config.leaseTtlMs),
     gitea,
     intervalMs: config.reconcileIntervalMs,
     onJournaled,
@@ -187,50 +216,68 @@ function createReconciler(
 }
 
 /**
- * The one place that composes the stages: journal → coalescer → scheduler → evaluator, the receiver
- * in front, the Gitea client and the bot identity beside them.
+ * The one place that composes the stages: store → coalescer → scheduler → evaluator, the receiver
+ * in front, the Gitea client and the bot identity beside them, and the cluster's jobs (leases,
+ * adoption, leader jobs: docs/architecture.md, "The store").
  */
 export async function createService(options: ServiceOptions): Promise<Service> {
   const { config, log } = options;
-  const journal = Journal.open({ dataDir: config.dataDir, sync: config.journalSync, log });
+  const store = options.store ?? (await openStore(config, log));
+  const holder = options.holder ?? holderName();
   const ownClient = options.gitea === undefined;
   const gitea: GiteaWithHealth = options.gitea ?? giteaClientFromConfig(config, log);
   const identity = new BotIdentity(gitea, log, options.identityBackoff);
   const botLogin = () => identity.login();
   const evaluator: Evaluator =
     typeof options.evaluator === 'function'
-      ? options.evaluator({ journal, gitea, log, config, botLogin })
+      ? options.evaluator({ store, gitea, log, config, botLogin })
       : (options.evaluator ?? new LoggingEvaluator());
-  const pipeline = createPipeline(config, log, journal, gitea, evaluator);
+  const pipeline = createPipeline(config, log, store, holder, gitea, evaluator);
   const { metrics, scheduler, coalescer } = pipeline;
+  const health = new StoreHealth(store, log);
+  health.start(options.healthCheckMs ?? 1000);
 
   let shuttingDown = false;
   const isShuttingDown = () => shuttingDown;
   const stopSignal = new AbortController();
   void identity.ask(stopSignal.signal);
   const readiness = (): Readiness =>
-    readinessOf({ shuttingDown: isShuttingDown, journal, identity, ...(gitea.health ? { giteaHealth: () => gitea.health!() } : {}) });
+    readinessOf({
+      shuttingDown: isShuttingDown,
+      storeHealthy: () => health.healthy,
+      identity,
+      ...(gitea.health ? { giteaHealth: () => gitea.health!() } : {}),
+    });
 
   const onJournaled = journaledHandler(pipeline, evaluator, isShuttingDown, log);
   const receiver: ReceiverDeps = {
     secrets: config.webhookSecrets,
     maxBodyBytes: config.maxBodyBytes,
-    journal,
+    journal: observedAppends(store, health),
     botLogin,
     shuttingDown: isShuttingDown,
+    beforeJournal: (delivery, payload) => bumpOnPush(store, delivery, payload),
     onJournaled,
     log,
     metrics,
   };
   const app = createHttpApp({ receiver, readiness, metrics: () => metrics.text(), log });
-  const reconciler = createReconciler(options, journal, gitea, onJournaled, metrics, isShuttingDown);
+  const reconciler = createReconciler(options, store, holder, gitea, onJournaled, metrics, isShuttingDown);
   reconciler?.start();
 
-  // Deliveries journaled before the last stop (or crash) and not evaluated yet.
-  Promise.resolve()
-    .then(() => scheduler.resume())
+  // Deliveries journaled before the last stop (or crash) and not evaluated yet: the `resume` leader
+  // pages through them; the orphan sweep adopts what any process left behind.
+  isLeader(store.leases, 'resume', holder, config.leaseTtlMs)
+    .then((leader) => leader && scheduler.resume())
     .catch((error: unknown) => log.error('resume failed', { error: errorText(error) }));
-  const stopPruning = startJournalPruning(journal, config.journalRetentionMs, log);
+  // A subject waiting in this process's coalescer is not an orphan: its window is about to release it.
+  const stopOrphanSweep = startOrphanSweep(
+    store.deliveries,
+    (subjects) => scheduler.adopt(subjects.filter((s) => !coalescer.holds(s))),
+    config.orphanSweepMs,
+    log,
+  );
+  const stopPruning = startPruning(store, holder, config.journalRetentionMs, log);
   const listener = new HttpListener(app, config, log);
 
   let stopping: Promise<void> | undefined;
@@ -239,8 +286,10 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       shuttingDown = true;
       stopSignal.abort();
       stopPruning();
+      stopOrphanSweep();
+      health.stop();
       reconciler?.stop();
-      await drainAndClose({ config, log, journal, pipeline, listener, gitea: ownClient ? gitea : undefined });
+      await drainAndClose({ config, log, store, pipeline, listener, gitea: ownClient ? gitea : undefined });
     })();
     return stopping;
   };
@@ -253,7 +302,13 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     identified: () => identity.whenKnown(),
     botLogin,
     readiness,
-    journal,
+    store,
+    holder,
+    get journal(): Journal {
+      const journal = (store as { journal?: Journal }).journal;
+      if (!journal) throw new Error(`service.journal: the ${store.backend} store has no SQLite journal; use service.store`);
+      return journal;
+    },
     scheduler,
     coalescer,
     gitea,
@@ -264,36 +319,66 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   };
 }
 
+/** The store's appends, each outcome telling the health monitor whether the store answered. */
+function observedAppends(store: Store, health: StoreHealth): ReceiverDeps['journal'] {
+  return {
+    append: (delivery) =>
+      store.deliveries.append(delivery).then(
+        (outcome) => {
+          health.observe(true);
+          return outcome;
+        },
+        (error: unknown) => {
+          void health.check();
+          throw error;
+        },
+      ),
+  };
+}
+
+/**
+ * A push to a repository's default branch bumps its context generation before the push is
+ * journaled (and so before its 202): every replica's context loader sees the new generation before
+ * it evaluates any event journaled after the push. Bumped before the append, so a failure answers
+ * 503 with nothing journaled, and the sender's retry finds no duplicate; a bump whose append then
+ * fails only drops caches once more.
+ */
+async function bumpOnPush(store: Store, delivery: NewDelivery, payload: Record<string, unknown>): Promise<void> {
+  if (delivery.event !== 'push' || !delivery.repo || !isDefaultBranchPush(payload)) return;
+  await store.generations.bump(delivery.repo);
+}
+
 /**
  * The end of a graceful stop, once nothing new is accepted: the coalescer flushed into the
- * scheduler, running evaluations get `shutdownTimeoutMs` (the rest stays pending in the journal),
- * then the server, the journal and a client the service built itself close.
+ * scheduler, running evaluations get `shutdownTimeoutMs` (the rest stays pending in the store, its
+ * leases released or left to expire, for another replica or the next start), then the server, the
+ * store and a client the service built itself close.
  */
 async function drainAndClose(parts: {
   config: Config;
   log: Logger;
-  journal: Journal;
+  store: Store;
   pipeline: Pipeline;
   listener: HttpListener;
   gitea: GiteaWithHealth | undefined;
 }): Promise<void> {
-  const { config, log, journal, listener } = parts;
+  const { config, log, store, listener } = parts;
   const { scheduler, coalescer } = parts.pipeline;
-  log.info('stopping', { pending: safeCount(journal), running: scheduler.running, timeoutMs: config.shutdownTimeoutMs });
+  log.info('stopping', { pending: await safeCount(store), running: scheduler.running, timeoutMs: config.shutdownTimeoutMs });
   listener.stopAccepting();
   coalescer.flush();
   coalescer.stop();
   const drained = await scheduler.stop(config.shutdownTimeoutMs);
-  if (!drained) log.warn('shutdown timeout: evaluations still running stay pending in the journal', { timeoutMs: config.shutdownTimeoutMs });
+  if (!drained) log.warn('shutdown timeout: evaluations still running stay pending in the store', { timeoutMs: config.shutdownTimeoutMs });
   await listener.close(1000);
-  await journal.close();
+  await store.close();
   (parts.gitea as { close?(): void } | undefined)?.close?.();
   log.info('stopped', { drained });
 }
 
-function safeCount(journal: Journal): number | undefined {
+async function safeCount(store: Store): Promise<number | undefined> {
   try {
-    return journal.pendingCount();
+    return await store.deliveries.pendingCount();
   } catch {
     return undefined;
   }

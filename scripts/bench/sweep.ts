@@ -5,6 +5,7 @@
  * TCP connection per request. The simulated Gitea runs in a child process (`SimProcess`), as a real
  * Gitea runs elsewhere: its CPU is not charged to the evaluator's event loop.
  */
+import { SqliteStore } from '../../src/store/sqlite/store.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,7 +13,6 @@ import { runBackfill } from '../../src/backfill/backfill.js';
 import { type Config, loadConfig } from '../../src/config/config.js';
 import { ContextLoader } from '../../src/context/context.js';
 import { giteaClientFromConfig } from '../../src/gitea/client.js';
-import { Journal } from '../../src/journal/journal.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { createTriageEvaluator } from '../../src/service/triage.js';
 import { SimProcess } from './sim-process.js';
@@ -83,9 +83,9 @@ export async function runSweep(options: SweepOptions): Promise<SweepFigures> {
       DATA_DIR: dataDir,
       ...options.env,
     });
-    const journal = Journal.open({ dataDir, sync: config.journalSync, log });
+    const store = SqliteStore.open({ dataDir, sync: config.journalSync, log });
     const gitea = giteaClientFromConfig(config, log);
-    const evaluator = createTriageEvaluator({ journal, gitea, log, config, botLogin: () => sim.botLogin });
+    const evaluator = createTriageEvaluator({ store, gitea, log, config, botLogin: () => sim.botLogin });
     const contextPerRepo = await contextRequests(sim, config, world.repos[0]!);
     await sim.resetStats();
     const cpuBefore = process.cpuUsage();
@@ -93,7 +93,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepFigures> {
     const cpu = process.cpuUsage(cpuBefore);
     const stats = await sim.stats();
     gitea.close();
-    await journal.close();
+    await store.close();
     const issues = world.issues.length;
     const meanLatency = options.latencyMs + options.jitterMs / 2;
     const listingPages = world.repos.length * Math.max(1, Math.ceil(options.issuesPerRepo / PAGE));

@@ -3,7 +3,8 @@ import { isGiteaStatus } from '../gitea/errors.js';
 import type { GiteaLabel } from '../gitea/types.js';
 import type { Logger } from '../log/logger.js';
 import type { Plan, PlannedChange } from '../triage/types.js';
-import type { ChangeMeta, LabelChange, OwnershipStore } from './ownership.js';
+import type { ChangeMeta, LabelChange } from './ownership.js';
+import type { Fence, OwnershipStore } from '../store/api.js';
 
 export interface ApplyMeta {
   /** The delivery the evaluation ran for (newest of the work item): recorded with every change. */
@@ -28,6 +29,11 @@ export interface ApplyRequest {
   current?: readonly GiteaLabel[];
   meta: ApplyMeta;
   log: Logger;
+  /**
+   * The subject's lease this plan was decided under: every ownership write, the intent before each
+   * label request first, is refused once the lease is lost, so a stalled holder sends nothing.
+   */
+  fence?: Fence;
 }
 
 export interface ApplyResult {
@@ -96,7 +102,7 @@ export class LabelApplier {
     for (const change of plan.changes) if (change.recordOnly) run.recorded.push(this.labelChange(run, change));
     const removed = await this.writeRemovals(run);
 
-    this.store.recordApplied(full, number, run.recorded, run.meta);
+    await this.store.recordApplied(full, number, run.recorded, run.meta, req.fence);
     const added = run.recorded.filter((c) => c.action === 'added' && !current.has(c.label)).map((c) => c.label);
     const labels = [...run.after.keys()].sort();
     log.info('applied', { repo: full, number, added, removed, durationMs: Math.round(performance.now() - started) });
@@ -110,7 +116,7 @@ export class LabelApplier {
     const changes = additions.map(({ change }) => this.labelChange(run, change));
     // Written before the POST: if the process dies before the answer is recorded, the next evaluation
     // finds the label on the issue and knows whose it is (src/evaluation/bookkeeping.ts).
-    await this.store.intend(run.full, number, changes, run.meta);
+    await this.store.intend(run.full, number, changes, run.meta, run.req.fence);
     const result = await this.gitea.addIssueLabels(owner, repo, number, additions.map((a) => a.id));
     run.after = new Map(result.map((l) => [l.name, l]));
     const notApplied: string[] = [];
@@ -139,7 +145,7 @@ export class LabelApplier {
       const label = run.after.get(planned.label);
       if (label) {
         // As for additions: a crash after the DELETE must not make the removal look like a person's.
-        await this.store.intend(run.full, number, [change], run.meta);
+        await this.store.intend(run.full, number, [change], run.meta, run.req.fence);
         try {
           await this.gitea.removeIssueLabel(owner, repo, number, label.id);
         } catch (error) {

@@ -66,6 +66,11 @@ export class Coalescer implements CoalescerApi {
     return this.waiting;
   }
 
+  /** True while notices of `subject` wait for their window here. */
+  holds(subject: string): boolean {
+    return this.windows.has(subject);
+  }
+
   add(notice: Notice): void {
     let window = this.windows.get(notice.subject);
     if (!window) {

@@ -59,6 +59,12 @@ export interface ContextLoaderOptions {
   overrideConfig?: { text: string; file: string };
   log: Logger;
   now?: () => number;
+  /**
+   * The repository's context generation in the store (`ContextGenerations.get`), bumped by whichever
+   * replica acknowledges a push to its default branch: a cached context loaded under an older
+   * generation is not used (docs/architecture.md, "The store"). Absent: this process's own invalidations only.
+   */
+  generation?: (repo: string) => Promise<number>;
 }
 
 /** What the parser made of a config. */
@@ -71,6 +77,8 @@ interface Entry {
   promise: Promise<RepoContext>;
   /** Set once the load succeeded. */
   value?: RepoContext;
+  /** The store's generation of the repo when the load began. */
+  storeGeneration?: number;
 }
 
 /**
@@ -88,6 +96,7 @@ export class ContextLoader {
   private readonly entries = new Map<string, Entry>();
   /** Bumped by `invalidate`: a load that started before the bump must not store its (stale) result. */
   private readonly generations = new Map<string, number>();
+  private readonly storeGeneration: ((repo: string) => Promise<number>) | undefined;
 
   constructor(options: ContextLoaderOptions) {
     if (!Number.isInteger(options.ttlMs) || options.ttlMs < 0) {
@@ -97,6 +106,7 @@ export class ContextLoader {
     this.ttlMs = options.ttlMs;
     this.log = options.log;
     this.now = options.now ?? Date.now;
+    this.storeGeneration = options.generation;
     if (options.defaultConfig) {
       const { text, file } = options.defaultConfig;
       this.defaultParsed = { file, result: parseTriageConfig(text, file) };
@@ -113,17 +123,26 @@ export class ContextLoader {
    * Rejects with the Gitea error when a request failed (nothing cached then).
    */
   get(owner: string, repo: string, log?: Logger): Promise<RepoContext> {
-    const key = repoKey(owner, repo);
     if (this.ttlMs === 0) return this.load(owner, repo, log ?? this.log);
+    if (!this.storeGeneration) return this.cached(owner, repo, log, undefined);
+    // The store's generation first: one read per evaluation, so that a push acknowledged by any
+    // replica is seen before an event journaled after it is evaluated.
+    return this.storeGeneration(repoKey(owner, repo)).then((g) => this.cached(owner, repo, log, g));
+  }
+
+  private cached(owner: string, repo: string, log: Logger | undefined, storeGeneration: number | undefined): Promise<RepoContext> {
+    const key = repoKey(owner, repo);
     const entry = this.entries.get(key);
-    if (entry) {
+    if (entry && storeGeneration !== undefined && (entry.storeGeneration ?? 0) < storeGeneration) {
+      this.entries.delete(key); // loaded before a push another replica acknowledged
+    } else if (entry) {
       if (!entry.value) return entry.promise; // in flight: share it
       if (this.now() - entry.value.loadedAt < this.ttlMs) return entry.promise;
       this.entries.delete(key);
     }
     const generation = this.generations.get(key) ?? 0;
     const promise = this.load(owner, repo, log ?? this.log);
-    const fresh: Entry = { promise };
+    const fresh: Entry = { promise, ...(storeGeneration !== undefined ? { storeGeneration } : {}) };
     this.entries.set(key, fresh);
     promise.then(
       (value) => {

@@ -1,4 +1,5 @@
-import type { LabelChange, OwnershipStore } from '../applier/ownership.js';
+import type { LabelChange } from '../applier/ownership.js';
+import type { OwnershipStore } from '../store/api.js';
 import type { Logger } from '../log/logger.js';
 import type { DeliveryInput, WorkItem } from '../scheduler/types.js';
 import { LABEL_ACTIONS, payloadLabels } from './payload.js';
@@ -24,18 +25,18 @@ export interface BookkeepingInput {
  * unknown — made theirs when their delivery comes later: the issue sidebar sends one `label_updated`
  * per label, out of order).
  */
-export function learnLabelChanges(store: OwnershipStore, input: BookkeepingInput, log: Logger): void {
+export async function learnLabelChanges(store: OwnershipStore, input: BookkeepingInput, log: Logger): Promise<void> {
   const { repo, number } = input;
   const now = new Set(input.labelsNow);
-  const interrupted = settleInterruptedWrites(store, repo, number, now);
-  const knownAtStart = store.known(repo, number);
-  const owned = store.owned(repo, number);
+  const interrupted = await settleInterruptedWrites(store, repo, number, now);
+  const knownAtStart = await store.known(repo, number);
+  const owned = await store.owned(repo, number);
   const ruleOwned = new Set(owned.filter((o) => o.kind === 'rule').map((o) => o.label));
-  const { changes, seen, personLabelDeliveries } = diffPersonDeliveries(store, input, now, ruleOwned, knownAtStart?.updatedAt, log);
+  const { changes, seen, personLabelDeliveries } = await diffPersonDeliveries(store, input, now, ruleOwned, knownAtStart?.updatedAt, log);
   changes.push(...goneUnexplained(input.item, { now, seen, owned, knownAtStart, interrupted, personLabelDeliveries }));
 
   if (changes.length > 0) {
-    store.record(repo, number, changes, { delivery: input.item.newest.id });
+    await store.record(repo, number, changes, { delivery: input.item.newest.id });
     for (const c of changes) {
       log.info(c.action === 'added' ? 'label added by a person' : 'label removed by a person', {
         repo,
@@ -45,19 +46,24 @@ export function learnLabelChanges(store: OwnershipStore, input: BookkeepingInput
       });
     }
   }
-  store.setKnown(repo, number, [...now], input.updatedAt ?? null);
+  await store.setKnown(repo, number, [...now], input.updatedAt ?? null);
 }
 
 /**
  * Writes sent just before a crash, their answer never recorded: an addition on the issue now (a
  * removal off it) was applied by Gitea, for the bot or the command's author, not by a person.
  */
-function settleInterruptedWrites(store: OwnershipStore, repo: string, number: number, now: ReadonlySet<string>): { change: LabelChange }[] {
-  const interrupted = store.pending(repo, number);
+async function settleInterruptedWrites(
+  store: OwnershipStore,
+  repo: string,
+  number: number,
+  now: ReadonlySet<string>,
+): Promise<{ change: LabelChange }[]> {
+  const interrupted = await store.pending(repo, number);
   for (const { change, meta } of interrupted) {
-    if (now.has(change.label) === (change.action === 'added')) store.record(repo, number, [change], meta);
+    if (now.has(change.label) === (change.action === 'added')) await store.record(repo, number, [change], meta);
   }
-  if (interrupted.length > 0) store.clearPending(repo, number);
+  if (interrupted.length > 0) await store.clearPending(repo, number);
   return interrupted;
 }
 
@@ -96,28 +102,28 @@ function goneUnexplained(
  * A removal recorded as `unknown` (the issue was read without the label before the person's delivery
  * came) belongs to the sender of a person's label set that lacks it and is no newer than that read.
  */
-function attributeUnknownRemovals(
+async function attributeUnknownRemovals(
   store: OwnershipStore,
   at: { repo: string; number: number },
   delivery: DeliveryInput,
   labels: readonly string[],
   now: ReadonlySet<string>,
   readAt: string | null | undefined,
-): void {
+): Promise<void> {
   if (!delivery.sender || !readAt || !delivery.updatedAt || Date.parse(delivery.updatedAt) > Date.parse(readAt)) return;
-  const explained = store.unknownRemovals(at.repo, at.number).filter((l) => !labels.includes(l) && !now.has(l));
-  store.attributeRemovals(at.repo, at.number, explained, delivery.sender, delivery.id);
+  const explained = (await store.unknownRemovals(at.repo, at.number)).filter((l) => !labels.includes(l) && !now.has(l));
+  await store.attributeRemovals(at.repo, at.number, explained, delivery.sender, delivery.id);
 }
 
 /** The changes people made, from the full label sets of their `label_updated` deliveries in this item. */
-function diffPersonDeliveries(
+async function diffPersonDeliveries(
   store: OwnershipStore,
   input: BookkeepingInput,
   now: ReadonlySet<string>,
   ruleOwned: ReadonlySet<string>,
   readAt: string | null | undefined,
   log: Logger,
-): { changes: LabelChange[]; seen: Set<string>; personLabelDeliveries: { delivery: DeliveryInput; labels: string[] }[] } {
+): Promise<{ changes: LabelChange[]; seen: Set<string>; personLabelDeliveries: { delivery: DeliveryInput; labels: string[] }[] }> {
   const { repo, number } = input;
   const changes: LabelChange[] = [];
   const seen = new Set<string>();
@@ -135,12 +141,12 @@ function diffPersonDeliveries(
         changes.push({ label: name, action: 'removed', kind: 'person', user: delivery.sender });
       }
       personLabelDeliveries.push({ delivery, labels: [] });
-      store.setKnown(repo, number, [], delivery.updatedAt);
+      await store.setKnown(repo, number, [], delivery.updatedAt);
       continue;
     }
     personLabelDeliveries.push({ delivery, labels });
-    attributeUnknownRemovals(store, { repo, number }, delivery, labels, now, readAt);
-    const known = store.known(repo, number);
+    await attributeUnknownRemovals(store, { repo, number }, delivery, labels, now, readAt);
+    const known = await store.known(repo, number);
     if (known && known.updatedAt && delivery.updatedAt && Date.parse(delivery.updatedAt) < Date.parse(known.updatedAt)) {
       log.debug('label set older than the known one: not diffed', { delivery: delivery.id, repo, number });
       continue;
@@ -159,7 +165,7 @@ function diffPersonDeliveries(
         changes.push({ label: name, action: 'removed', kind: 'person', user: delivery.sender });
       }
     }
-    store.setKnown(repo, number, labels, delivery.updatedAt);
+    await store.setKnown(repo, number, labels, delivery.updatedAt);
   }
   return { changes, seen, personLabelDeliveries };
 }

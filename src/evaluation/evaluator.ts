@@ -1,5 +1,4 @@
 import type { LabelApplier } from '../applier/applier.js';
-import type { OwnershipStore } from '../applier/ownership.js';
 import { listedSnapshot } from '../backfill/snapshot.js';
 import { errorText } from '../errors.js';
 import type { ContextLoader } from '../context/context.js';
@@ -17,6 +16,8 @@ import type { AllowedCommand, SubjectState, TriageConfig } from '../triage/types
 import { learnLabelChanges } from './bookkeeping.js';
 import { isDefaultBranchPush, LABEL_ACTIONS, payloadLabels } from './payload.js';
 import { PermissionCache } from './permissions.js';
+import type { OwnershipStore } from '../store/api.js';
+import { fencedOwnership } from '../store/fenced.js';
 
 export interface TriageEvaluatorOptions {
   gitea: GiteaApi;
@@ -93,7 +94,12 @@ export class TriageEvaluator implements Evaluator {
       ) {
         // The echo of the bot's own write: never evaluated, but it is the issue's label set now.
         const labels = payloadLabels(payload);
-        if (labels) this.store.setKnown(delivery.repo, delivery.number, delivery.action === 'label_cleared' ? [] : labels, delivery.updatedAt);
+        // Not awaited (observe is synchronous); an older set never replaces a newer one anyway.
+        if (labels) {
+          this.store
+            .setKnown(delivery.repo, delivery.number, delivery.action === 'label_cleared' ? [] : labels, delivery.updatedAt)
+            .catch((error: unknown) => this.log.warn('observe failed', { delivery: delivery.id, error: errorText(error) }));
+        }
       }
     } catch (error) {
       this.log.warn('observe failed', { delivery: delivery.id, error: errorText(error) });
@@ -122,11 +128,13 @@ export class TriageEvaluator implements Evaluator {
 
   private async evaluateIssue(item: WorkItem, owner: string, repo: string, number: number, log: Logger): Promise<EvaluationResult> {
     const full = `${owner}/${repo}`;
+    // Under the subject's lease, every ownership write carries its fence (docs/architecture.md, "The store").
+    const store = item.fence ? fencedOwnership(this.store, item.fence) : this.store;
     // Payloads are snapshots and deliveries arrive out of order: read the issue as it is now, unless a
     // sweep has just listed it (the listing is what the read would return: see listedSnapshot). In a
     // repository known to be triaged the read starts with the context, not after it: a context loaded
     // again (TTL, a push) costs the delivery one round trip instead of three.
-    const snapshot = listedSnapshot(item, this.store.known(full, number), this.now());
+    const snapshot = listedSnapshot(item, await store.known(full, number), this.now());
     const early = snapshot === undefined && this.triaged.has(full.toLowerCase()) ? this.gitea.getIssue(owner, repo, number) : undefined;
     early?.catch(() => undefined); // awaited below; dropped if the context now says not to triage
     const context = await this.context.get(owner, repo, log);
@@ -145,7 +153,7 @@ export class TriageEvaluator implements Evaluator {
 
     const fetched = snapshot ?? (await (early ?? this.gitea.getIssue(owner, repo, number)));
     const issue = { ...fetched, labels: labelsOf(fetched) };
-    learnLabelChanges(this.store, { repo: full, number, item, labelsNow: issue.labels.map((l) => l.name), updatedAt: issue.updated_at, bot }, log);
+    await learnLabelChanges(store, { repo: full, number, item, labelsNow: issue.labels.map((l) => l.name), updatedAt: issue.updated_at, bot }, log);
     if (issue.state === 'closed') return { added: [], removed: [], note: 'closed' };
 
     const kind = issue.pull_request ? 'pull' : 'issue';
@@ -167,9 +175,9 @@ export class TriageEvaluator implements Evaluator {
       }));
     }
 
-    const commands = config.commands.enabled ? await this.allowedCommands(owner, repo, number, item, config, bot, log) : [];
+    const commands = config.commands.enabled ? await this.allowedCommands({ owner, repo, number, item, config, bot, store }, log) : [];
     const exclusiveLabels = new Set([...context.labels.values()].filter((l) => l.exclusive).map((l) => l.name));
-    const plan = decide(state, { config, templates: context.templates, exclusiveLabels }, this.store.ownership(full, number), commands);
+    const plan = decide(state, { config, templates: context.templates, exclusiveLabels }, await store.ownership(full, number), commands);
 
     if (this.dryRun) {
       log.info('dry-run decision', { repo: full, number, added: plan.add, removed: plan.remove, reasons: plan.reasons });
@@ -184,8 +192,9 @@ export class TriageEvaluator implements Evaluator {
       current: issue.labels,
       meta: { delivery: item.newest.id, configVersion: config.version, botLogin: bot },
       log,
+      ...(item.fence ? { fence: item.fence } : {}),
     });
-    this.store.setKnown(full, number, result.labels, issue.updated_at);
+    await store.setKnown(full, number, result.labels, issue.updated_at);
     // A label id Gitea did not take was probably deleted since the context was loaded.
     if (result.notApplied.length > 0) this.context.invalidate(full);
     return { added: result.added, removed: result.removed, reasons: plan.reasons };
@@ -193,14 +202,10 @@ export class TriageEvaluator implements Evaluator {
 
   /** `/label` commands of the item's new or edited comments, checked against the commenter's permission. */
   private async allowedCommands(
-    owner: string,
-    repo: string,
-    number: number,
-    item: WorkItem,
-    config: TriageConfig,
-    bot: string | undefined,
+    at: { owner: string; repo: string; number: number; item: WorkItem; config: TriageConfig; bot: string | undefined; store: OwnershipStore },
     log: Logger,
   ): Promise<AllowedCommand[]> {
+    const { owner, repo, number, item, config, bot, store } = at;
     const full = `${owner}/${repo}`;
     const allowed: AllowedCommand[] = [];
     for (const delivery of item.deliveries) {
@@ -227,11 +232,11 @@ export class TriageEvaluator implements Evaluator {
       if (config.commands.reply && !this.dryRun) {
         const commentId = source.commentId;
         const version = source.version ?? delivery.id;
-        if (commentId !== undefined && this.store.replied(full, commentId, version)) continue;
+        if (commentId !== undefined && (await store.replied(full, commentId, version))) continue;
         const list = commands.map((c) => `\`${commandText(c)}\``).join(', ');
         try {
           await this.gitea.createComment(owner, repo, number, `@${user} ${list} was not applied: ${verdict.reason}.`);
-          if (commentId !== undefined) this.store.markReplied(full, commentId, version);
+          if (commentId !== undefined) await store.markReplied(full, commentId, version);
         } catch (error) {
           // A courtesy: a locked issue or a hiccup must not hold up the triage of the issue.
           log.warn('command reply failed', { repo: full, number, user, error: errorText(error) });

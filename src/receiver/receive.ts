@@ -17,7 +17,13 @@ export interface ReceiverDeps {
   /** Accepted secrets (rotation: any may match). */
   secrets: string[];
   maxBodyBytes: number;
-  journal: JournalApi;
+  /** Where deliveries are journaled: the store's deliveries (or a tool's journal). */
+  journal: Pick<JournalApi, 'append'>;
+  /**
+   * Runs before the append (after every check): its failure answers 503 with nothing journaled.
+   * The service bumps a repo's context generation on a push to its default branch here.
+   */
+  beforeJournal?(delivery: NewDelivery, payload: Record<string, unknown>): Promise<void>;
   /** The bot's login once known (`GET /user`); its own events are recorded, never evaluated. */
   botLogin(): string | undefined;
   shuttingDown(): boolean;
@@ -110,6 +116,7 @@ export async function receiveDelivery(request: ReceivedRequest, deps: ReceiverDe
 
   let appended: 'accepted' | 'duplicate';
   try {
+    await deps.beforeJournal?.(delivery, payload as Record<string, unknown>);
     appended = await deps.journal.append(delivery);
   } catch (error) {
     log.error('journal unavailable', { error: errorText(error) });

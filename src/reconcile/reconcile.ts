@@ -1,8 +1,8 @@
-import type Database from 'better-sqlite3';
 import type { GiteaApi } from '../gitea/api.js';
 import { GiteaError } from '../gitea/errors.js';
 import type { GiteaIssue } from '../gitea/types.js';
 import type { JournalApi } from '../journal/api.js';
+import type { DeliveryStore } from '../store/api.js';
 import type { NewDelivery } from '../journal/types.js';
 import type { Logger } from '../log/logger.js';
 import { issueSubject } from '../subject.js';
@@ -16,7 +16,7 @@ export const RECONCILE_ID_PREFIX = 'reconcile:';
 
 export interface ReconcilerOptions {
   /** The journal: synthetic deliveries are appended to it; its database is read (never written) for what was seen. */
-  journal: Pick<JournalApi, 'append'> & { db: Database.Database };
+  journal: Pick<JournalApi, 'append'> & Pick<DeliveryStore, 'repoActivity' | 'newestUpdatedAt'>;
   gitea: Pick<GiteaApi, 'listIssues'>;
   /** `RECONCILE_INTERVAL_MS`: time between the end of one sweep and the start of the next. Must be > 0 to `start`. */
   intervalMs: number;
@@ -30,6 +30,11 @@ export interface ReconcilerOptions {
   shuttingDown?: () => boolean;
   /** The Gitea client's circuit (`GiteaClient.health()`): a sweep is skipped while it is open. */
   giteaHealth?: () => { state: string };
+  /**
+   * Asked before each sweep: false skips it (another replica holds the `reconcile` leader lease,
+   * docs/architecture.md, "The store"). Default: always sweep.
+   */
+  mayRun?: () => Promise<boolean>;
   /** Counts synthetic deliveries journaled (metric `gitea_triage_reconciled_total`). */
   onReconciled?(count: number): void;
   /**
@@ -66,7 +71,7 @@ export interface SweepSummary {
   failed: number;
   durationMs: number;
   /** Set when the sweep did not run at all. */
-  skipped?: 'stopping' | 'gitea unavailable';
+  skipped?: 'stopping' | 'gitea unavailable' | 'another replica sweeps';
 }
 
 const DAY_MS = 86_400_000;
@@ -92,6 +97,7 @@ export class Reconciler {
   private readonly shuttingDown: () => boolean;
   private readonly giteaHealth: (() => { state: string }) | undefined;
   private readonly onReconciled: ((count: number) => void) | undefined;
+  private readonly mayRun: (() => Promise<boolean>) | undefined;
   private readonly settleMs: number;
   private readonly overlapMs: number;
   private readonly maxLookbackMs: number;
@@ -102,7 +108,6 @@ export class Reconciler {
   /** Per repository (`owner/name`, lower-cased): where its next sweep's window starts (epoch ms). */
   private readonly cursors = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
-  private statements: { repos: Database.Statement<[], RepoRow>; newest: Database.Statement<[string], { newest: string | null }> } | undefined;
   private running: Promise<SweepSummary> | undefined;
   private started = false;
   private stopped = false;
@@ -119,6 +124,7 @@ export class Reconciler {
     this.shuttingDown = options.shuttingDown ?? (() => false);
     this.giteaHealth = options.giteaHealth;
     this.onReconciled = options.onReconciled;
+    this.mayRun = options.mayRun;
     this.settleMs = nonNegative(options.settleMs ?? 30_000, 'settleMs');
     this.overlapMs = nonNegative(options.overlapMs ?? 60_000, 'overlapMs');
     this.maxLookbackMs = nonNegative(options.maxLookbackMs ?? 7 * DAY_MS, 'maxLookbackMs');
@@ -185,6 +191,11 @@ export class Reconciler {
       summary.skipped = 'stopping';
       return finish();
     }
+    if (this.mayRun && !(await this.mayRun().catch(() => false))) {
+      summary.skipped = 'another replica sweeps';
+      this.log.debug('reconcile sweep skipped: another replica holds the reconcile leader lease');
+      return finish();
+    }
     const circuit = this.giteaHealth?.().state;
     if (circuit === 'open') {
       // Every listing would wait for the circuit and fail; the windows are kept, so the next sweep covers this one.
@@ -195,7 +206,7 @@ export class Reconciler {
 
     let repos: SeenRepo[];
     try {
-      repos = this.seenRepos();
+      repos = await this.seenRepos();
     } catch (error) {
       this.log.warn('reconcile sweep failed: cannot read the journal', { error: errorText(error) });
       summary.failed = 1;
@@ -253,7 +264,7 @@ export class Reconciler {
         continue;
       }
       const subject = issueSubject(repo.owner, repo.name, issue.number).key;
-      const last = this.newestDelivery(subject);
+      const last = await this.newestDelivery(subject);
       // Gitea's times have whole seconds (updated_unix): a delivery of the same second is taken to describe
       // this state. A second change within that same second cannot be told apart from it; treating it as
       // lost would re-evaluate every issue the sweep lists.
@@ -327,8 +338,8 @@ export class Reconciler {
   }
 
   /** Repositories of journaled deliveries, with the newest issue time seen for each (pushes excluded: commit times are the committer's). */
-  private seenRepos(): SeenRepo[] {
-    const rows = this.sql().repos.all();
+  private async seenRepos(): Promise<SeenRepo[]> {
+    const rows = await this.journal.repoActivity();
     const out: SeenRepo[] = [];
     for (const row of rows) {
       const m = /^([^/\s]+)\/([^/\s]+)$/.exec(row.repo);
@@ -344,24 +355,11 @@ export class Reconciler {
    * one (the bot's own label echo, a `closed`) describes that state as well as an evaluated one. The
    * receiver stores `updated_at` as `toISOString()`, so the string maximum is the time maximum.
    */
-  private newestDelivery(subject: string): number | undefined {
-    const row = this.sql().newest.get(subject);
-    if (!row || row.newest === null) return undefined;
-    const t = Date.parse(row.newest);
+  private async newestDelivery(subject: string): Promise<number | undefined> {
+    const newest = await this.journal.newestUpdatedAt(subject);
+    if (newest === null) return undefined;
+    const t = Date.parse(newest);
     return Number.isNaN(t) ? undefined : t;
-  }
-
-  /** Read-only queries on the journal's `deliveries` table, prepared at the first sweep. */
-  private sql(): NonNullable<Reconciler['statements']> {
-    this.statements ??= {
-      repos: this.journal.db.prepare<[], RepoRow>(
-        `SELECT repo, max(CASE WHEN number IS NOT NULL THEN updated_at END) AS newest
-           FROM deliveries WHERE repo IS NOT NULL GROUP BY repo ORDER BY repo`,
-      ),
-      // Uses the journal's index on subject.
-      newest: this.journal.db.prepare<[string], { newest: string | null }>(`SELECT max(updated_at) AS newest FROM deliveries WHERE subject = ?`),
-    };
-    return this.statements;
   }
 }
 

@@ -5,6 +5,7 @@ import { isGroupedBatch } from '../coalescer/coalescer.js';
 import type { JournalApi } from '../journal/api.js';
 import type { StoredDelivery } from '../journal/types.js';
 import type { Logger } from '../log/logger.js';
+import { type DeliveryStore, type Fence, type Lease, type LeaseStore, StaleLeaseError } from '../store/api.js';
 import { parseSubject, repoOf } from '../subject.js';
 import type { DeliveryInput, EvaluationResult, Evaluator, WorkItem } from './types.js';
 import { errorText } from '../errors.js';
@@ -16,8 +17,24 @@ export interface SchedulerHooks {
   onBatch?(batch: Batch): void;
 }
 
+/** What the scheduler reads and writes: the journal's rows, and the per-subject leases. */
+export interface SchedulerStore {
+  deliveries: Pick<DeliveryStore, 'pendingFor' | 'pendingSubjects' | 'pendingCount' | 'markDone' | 'recordFailure' | 'markFailed'>;
+  /**
+   * Per-subject leases (docs/architecture.md, "The store"): an evaluation runs only while this
+   * process holds its subject's lease. Without them (a tool's private copy) nothing is fenced.
+   */
+  leases?: LeaseStore;
+}
+
 export interface SchedulerOptions {
-  journal: JournalApi;
+  /** The store (the service's); or `journal`, a synchronous journal (tools' copies, unit tests). */
+  store?: SchedulerStore;
+  journal?: JournalApi;
+  /** This process's name in the leases it takes (default `pid@host`-like, see service/holder). */
+  holder?: string;
+  /** A subject lease's time to live (ms), renewed every third of it while evaluating. Default 15 s. */
+  leaseTtlMs?: number;
   evaluator: Evaluator;
   /** Evaluations running at once. */
   concurrency: number;
@@ -89,7 +106,9 @@ const SLICE_MS = 5;
  * distinct subjects in flight, never with the backlog.
  */
 export class Scheduler {
-  private readonly journal: JournalApi;
+  private readonly store: SchedulerStore;
+  private readonly holder: string;
+  private readonly leaseTtlMs: number;
   private readonly evaluator: Evaluator;
   private readonly concurrency: number;
   private readonly maxAttempts: number;
@@ -112,8 +131,9 @@ export class Scheduler {
   private resumeAfter: number | undefined;
   private resumePage = 0;
   private stopping = false;
-  /** Consecutive journal groups that failed to commit an evaluation's `done` (backoff of the re-run). */
-  private lostCommits = 0;
+  /** A page of pending subjects is being read for resume. */
+  private loadingPage = false;
+  private adoptions = 0;
   /** When the evaluations of this turn of the event loop began (see sliceUsed). */
   private sliceStartedAt: number | undefined;
   private idleWaiters: (() => void)[] = [];
@@ -135,7 +155,11 @@ export class Scheduler {
     if (!Number.isInteger(options.maxAttempts) || options.maxAttempts < 1) {
       throw new RangeError(`maxAttempts must be an integer >= 1, got ${options.maxAttempts}`);
     }
-    this.journal = options.journal;
+    if (options.store) this.store = options.store;
+    else if (options.journal) this.store = { deliveries: journalDeliveries(options.journal) };
+    else throw new TypeError('Scheduler: a store or a journal is required');
+    this.holder = options.holder ?? `scheduler-${process.pid}`;
+    this.leaseTtlMs = options.leaseTtlMs ?? 15_000;
     this.evaluator = options.evaluator;
     this.concurrency = options.concurrency;
     this.maxAttempts = options.maxAttempts;
@@ -233,14 +257,33 @@ export class Scheduler {
     if (this.stopping || this.resumeAfter !== undefined) return;
     this.resumeAfter = 0;
     this.resumePage = 0;
-    let pending: number | undefined;
-    try {
-      pending = this.journal.pendingCount();
-    } catch {
-      pending = undefined;
-    }
-    if (pending) this.log.info('resuming pending deliveries', { pending });
+    this.store.deliveries.pendingCount().then(
+      (pending) => {
+        if (pending) this.log.info('resuming pending deliveries', { pending });
+      },
+      () => undefined,
+    );
     this.pump();
+  }
+
+  /**
+   * Schedules subjects found pending with no live lease (their process died, or the row came in
+   * while another process held the lease and released it): the orphan sweep's adoption.
+   * Subjects this scheduler already has are left as they are.
+   */
+  adopt(subjects: readonly string[]): number {
+    if (this.stopping) return 0;
+    const batch = `adopt-${++this.adoptions}`;
+    let added = 0;
+    for (const subject of subjects) {
+      if (this.entries.has(subject)) continue;
+      this.entries.set(subject, { phase: 'ready', batch, dirty: false, journalFailures: 0 });
+      this.ready.add(subject);
+      added++;
+    }
+    if (added > 0) this.log.info('adopting pending subjects', { batch, subjects: added });
+    this.pump();
+    return added;
   }
 
   /**
@@ -250,11 +293,6 @@ export class Scheduler {
   async onIdle(): Promise<void> {
     for (;;) {
       if (!this.isIdle()) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-      try {
-        await this.settled();
-      } catch {
-        // A lost commit puts its subjects back (lostDone): idle only once they ran again.
-      }
       if (this.isIdle()) return;
     }
   }
@@ -286,55 +324,9 @@ export class Scheduler {
       ]);
       clearTimeout(timer);
     }
-    // What the finished evaluations recorded is committed before the journal may be closed.
-    try {
-      await this.settled();
-    } catch (error) {
-      this.log.warn('journal commit failed while stopping: those deliveries stay pending', { error: errorText(error) });
-    }
+    // What the finished evaluations recorded was committed before they finished (the store's writes resolve once committed).
     this.checkIdle();
     return this.active === 0;
-  }
-
-  /** The journal's group commit of everything recorded so far (at once for a journal without one). */
-  private settled(): Promise<void> {
-    return this.journal.settled ? this.journal.settled() : Promise.resolve();
-  }
-
-  /**
-   * After an evaluation's `done`: in the background, make sure its group committed. If it did not
-   * (disk full, I/O error), the rows are pending again: evaluate the subject again later, with a
-   * backoff that grows while commits keep failing.
-   */
-  private watchDone(subject: string, batch: string): void {
-    if (!this.journal.settled) return;
-    this.journal.settled().then(
-      () => {
-        this.lostCommits = 0;
-      },
-      (error: unknown) => this.lostDone(subject, batch, error),
-    );
-  }
-
-  private lostDone(subject: string, batch: string, error: unknown): void {
-    if (this.stopping) return; // pending in the journal: resumed at the next start
-    this.lostCommits++;
-    const entry = this.entries.get(subject);
-    const retryInMs = entry ? undefined : this.backoff(this.lostCommits);
-    this.log.error('evaluation not recorded: journal commit failed; evaluating again', {
-      subject,
-      batch,
-      error: errorText(error),
-      ...(retryInMs !== undefined ? { retryInMs } : {}),
-    });
-    if (entry) {
-      // Already coming back (ready, queued, retry) reads the journal anyway; running: once more after.
-      this.enqueue(subject, batch);
-      return;
-    }
-    const fresh: Entry = { phase: 'ready', batch, dirty: false, journalFailures: 0 };
-    this.entries.set(subject, fresh);
-    this.settle(subject, fresh, { retryInMs: retryInMs! });
   }
 
   private enqueue(subject: string, batch: string): void {
@@ -357,10 +349,8 @@ export class Scheduler {
         // Top the ready set up from the backlog so that live traffic cannot starve it.
         if (this.resumeAfter !== undefined && this.ready.size < this.pageSize) this.loadResumePage();
         const subject = first(this.ready);
-        if (subject === undefined) {
-          if (this.resumeAfter !== undefined) continue;
-          break;
-        }
+        // Nothing ready: a page being read calls pump again when it is in.
+        if (subject === undefined) break;
         this.ready.delete(subject);
         const entry = this.entries.get(subject)!;
         entry.phase = 'queued';
@@ -373,15 +363,27 @@ export class Scheduler {
     this.checkIdle();
   }
 
+  /** Reads the next page of pending subjects in the background; pumps when it is in. */
   private loadResumePage(): void {
-    let page: { subject: string; firstSeq: number }[];
-    try {
-      page = this.journal.pendingSubjects(this.pageSize, this.resumeAfter);
-    } catch (error) {
-      this.log.error('resume failed: cannot read pending subjects', { error: errorText(error) });
-      this.resumeAfter = undefined;
-      return;
-    }
+    if (this.loadingPage || this.resumeAfter === undefined) return;
+    this.loadingPage = true;
+    this.store.deliveries.pendingSubjects(this.pageSize, this.resumeAfter).then(
+      (page) => {
+        this.loadingPage = false;
+        if (this.resumeAfter === undefined) return; // stopped meanwhile
+        this.takeResumePage(page);
+        this.pump();
+      },
+      (error: unknown) => {
+        this.loadingPage = false;
+        this.log.error('resume failed: cannot read pending subjects', { error: errorText(error) });
+        this.resumeAfter = undefined;
+        this.checkIdle();
+      },
+    );
+  }
+
+  private takeResumePage(page: { subject: string; firstSeq: number }[]): void {
     const batch = `resume-${++this.resumePage}`;
     for (const { subject, firstSeq } of page) {
       this.resumeAfter = firstSeq;
@@ -406,7 +408,7 @@ export class Scheduler {
       // Deliveries added until now are read by this evaluation: no extra turn for them.
       entry.dirty = false;
       // Stopped meanwhile: not started, its rows stay pending (settle forgets the subject).
-      if (!this.stopping) next = await this.evaluate(subject, entry.batch);
+      if (!this.stopping) next = await this.evaluateUnderLease(subject, entry);
       entry.journalFailures = 0;
     } catch (error) {
       // The journal could not be read or written (disk full, closed): the rows stay pending.
@@ -475,10 +477,39 @@ export class Scheduler {
     }
   }
 
+  /**
+   * The subject's lease, then its evaluation (docs/architecture.md, "The store"). Not granted: another
+   * process holds it and evaluates every pending row of the subject, these included (its check after
+   * release, or the orphan sweep, takes any it missed). After the release, rows that came in
+   * meanwhile (here or at another process) give the subject another turn.
+   */
+  private async evaluateUnderLease(subject: string, entry: Entry): Promise<Next> {
+    const leases = this.store.leases;
+    if (!leases) return this.evaluate(subject, entry.batch, undefined);
+    const lease = await leases.acquire(subject, this.holder, this.leaseTtlMs);
+    if (!lease) {
+      this.log.debug('subject leased by another process: left to it', { subject, batch: entry.batch });
+      return undefined;
+    }
+    const keeper = new LeaseKeeper(leases, lease, this.leaseTtlMs, this.log);
+    let next: Next;
+    try {
+      next = await this.evaluate(subject, entry.batch, { subject, token: lease.token });
+    } finally {
+      await keeper.release();
+    }
+    if (next === undefined && !this.stopping) {
+      const left = await this.store.deliveries.pendingFor(subject).catch(() => []);
+      if (left.length > 0) entry.dirty = true;
+    }
+    return next;
+  }
+
   /** One evaluation of a subject: its pending deliveries, newest state last. Returns a retry, if any. */
-  private async evaluate(subject: string, batch: string): Promise<Next> {
+  private async evaluate(subject: string, batch: string, fence: Fence | undefined): Promise<Next> {
     const item = await this.workItem(subject, batch);
     if (!item) return undefined;
+    if (fence) item.fence = fence;
     const log = this.log.child({
       delivery: item.newest.id,
       batch,
@@ -493,14 +524,18 @@ export class Scheduler {
     try {
       result = await this.evaluator.evaluate(item, log);
     } catch (error) {
+      if (error instanceof StaleLeaseError) {
+        // This process stalled past the lease's expiry and another took it: it evaluates these rows.
+        log.warn('lease lost during the evaluation: nothing written, left to the new holder', { error: error.message });
+        return undefined;
+      }
       return this.evaluationFailed(item, log, error, elapsedMs(started));
     }
     const durationMs = elapsedMs(started);
     const ids = item.deliveries.map((d) => d.id);
-    // Joins the journal's group commit (no fsync of its own): a crash before that commit only
-    // means this idempotent evaluation runs again after the restart.
-    this.journal.markDone(ids);
-    this.watchDone(subject, batch);
+    // Committed before the lease is released (SQLite: it joins the journal's group commit): if it
+    // is lost in a crash, this idempotent evaluation runs again.
+    await this.store.deliveries.markDone(ids);
     log.info('evaluated', {
       deliveries: ids,
       durationMs,
@@ -518,7 +553,7 @@ export class Scheduler {
    * dead-lettered here, without holding back the others.
    */
   private async workItem(subject: string, batch: string): Promise<WorkItem | undefined> {
-    const rows = this.journal.pendingFor(subject);
+    const rows = await this.store.deliveries.pendingFor(subject);
     if (rows.length === 0) {
       this.log.debug('nothing pending', { subject, batch });
       return undefined;
@@ -526,11 +561,10 @@ export class Scheduler {
     const parsed = parseSubject(subject);
     if (!parsed) {
       const error = `not a subject key: ${subject}`;
-      this.journal.markFailed(
+      await this.store.deliveries.markFailed(
         rows.map((r) => r.id),
         error,
       );
-      await this.settled();
       for (const row of rows) this.log.error('failed', { delivery: row.id, batch, subject, error });
       return undefined;
     }
@@ -540,7 +574,7 @@ export class Scheduler {
       const payload = this.takePayload(row.id) ?? parsePayload(row);
       if (typeof payload === 'string') {
         // One broken row must not hold back the subject's other deliveries.
-        this.journal.markFailed([row.id], payload);
+        await this.store.deliveries.markFailed([row.id], payload);
         this.log.error('failed', { delivery: row.id, batch, subject, error: payload });
         continue;
       }
@@ -563,17 +597,15 @@ export class Scheduler {
     const error = errorText(failure);
     const permanent = (failure as { permanent?: unknown } | null)?.permanent === true;
     if (permanent || attempt >= this.maxAttempts) {
-      this.journal.markFailed(ids, error);
       // Durable before it is reported: a dead letter in the logs and metrics is one on disk.
-      await this.settled();
+      await this.store.deliveries.markFailed(ids, error);
       log.error('failed', { deliveries: ids, durationMs, error, permanent, attempts: attempt });
       if (failure instanceof Error && failure.stack) log.debug('failure stack', { stack: failure.stack });
       this.callHook(() => this.hooks.onEvaluated?.('failed', durationMs, item));
       return undefined;
     }
-    this.journal.recordFailure(ids, error);
     // Durable before the retry is scheduled, so the attempt counts even across a crash.
-    await this.settled();
+    await this.store.deliveries.recordFailure(ids, error);
     const retryInMs = this.backoff(attempt);
     log.warn('retry scheduled', { deliveries: ids, durationMs, error, retryInMs, maxAttempts: this.maxAttempts });
     this.callHook(() => this.hooks.onEvaluated?.('retry', durationMs, item));
@@ -601,7 +633,8 @@ export class Scheduler {
       this.queue.pending === 0 &&
       this.active === 0 &&
       this.retryTimers.size === 0 &&
-      this.resumeAfter === undefined
+      this.resumeAfter === undefined &&
+      !this.loadingPage
     );
   }
 
@@ -648,4 +681,80 @@ function elapsedMs(started: number): number {
 function first(set: Set<string>): string | undefined {
   for (const value of set) return value;
   return undefined;
+}
+
+/**
+ * Keeps an evaluation's lease: renews it every third of its time to live until released. A renewal
+ * that finds it lost stops renewing; the evaluation's fenced writes are refused from then on.
+ */
+class LeaseKeeper {
+  private lease: Lease | undefined;
+  private readonly timer: NodeJS.Timeout;
+  private renewing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly leases: LeaseStore,
+    lease: Lease,
+    ttlMs: number,
+    private readonly log: Logger,
+  ) {
+    this.lease = lease;
+    this.timer = setInterval(() => {
+      this.renewing = this.renew(ttlMs);
+    }, Math.max(1, Math.floor(ttlMs / 3)));
+    this.timer.unref();
+  }
+
+  private async renew(ttlMs: number): Promise<void> {
+    const held = this.lease;
+    if (!held) return;
+    try {
+      const renewed = await this.leases.renew(held, ttlMs);
+      if (this.lease !== held) return; // released meanwhile
+      this.lease = renewed;
+      if (!renewed) {
+        clearInterval(this.timer);
+        this.log.warn('lease lost: another process took the subject', { subject: held.name, token: held.token });
+      }
+    } catch (error) {
+      // The store is unreachable: try again at the next period; the lease may expire meanwhile.
+      this.log.warn('lease renewal failed', { subject: held.name, error: errorText(error) });
+    }
+  }
+
+  /** Stops renewing and gives the lease up (a failure leaves it to expire). */
+  async release(): Promise<void> {
+    clearInterval(this.timer);
+    await this.renewing;
+    const held = this.lease;
+    this.lease = undefined;
+    if (!held) return;
+    try {
+      await this.leases.release(held);
+    } catch (error) {
+      this.log.warn('lease release failed: it expires by itself', { subject: held.name, error: errorText(error) });
+    }
+  }
+}
+
+/** A synchronous journal (a tool's copy, unit tests) as the scheduler's async store: each write resolves once committed. */
+export function journalDeliveries(journal: JournalApi): SchedulerStore['deliveries'] {
+  const settled = () => (journal.settled ? journal.settled() : Promise.resolve());
+  return {
+    pendingFor: async (subject) => journal.pendingFor(subject),
+    pendingSubjects: async (limit, afterSeq) => journal.pendingSubjects(limit, afterSeq),
+    pendingCount: async () => journal.pendingCount(),
+    markDone: async (ids) => {
+      journal.markDone(ids);
+      await settled();
+    },
+    recordFailure: async (ids, error) => {
+      journal.recordFailure(ids, error);
+      await settled();
+    },
+    markFailed: async (ids, error) => {
+      journal.markFailed(ids, error);
+      await settled();
+    },
+  };
 }

@@ -2,6 +2,7 @@ import type { Logger } from '../log/logger.js';
 import type { NewDelivery, StoredDelivery } from '../journal/types.js';
 import type { Subject } from '../subject.js';
 import type { Reason } from '../triage/types.js';
+import type { Fence } from '../store/api.js';
 
 /** A journaled delivery with its payload parsed, handed to an evaluator. */
 export interface DeliveryInput extends StoredDelivery {
@@ -22,6 +23,11 @@ export interface WorkItem {
   attempt: number;
   deliveries: DeliveryInput[];
   newest: DeliveryInput;
+  /**
+   * The subject's lease the evaluation runs under (the scheduler's, or a tool's): the evaluator's
+   * ownership writes carry it and are refused once it is lost. Absent: unfenced (dry runs, tests).
+   */
+  fence?: Fence;
 }
 
 /** What an evaluation reports back, for logs and metrics. */

@@ -1,17 +1,17 @@
-import type { Journal } from '../journal/journal.js';
 import type { Readiness } from '../receiver/http.js';
 import type { BotIdentity } from './identity.js';
 
 export interface ReadinessSources {
   shuttingDown: () => boolean;
-  journal: Journal;
+  /** The store's last known health (service/cluster.ts `StoreHealth`). */
+  storeHealthy: () => boolean;
   identity: BotIdentity;
   /** The Gitea client's circuit state, when it has one (`GiteaClient.health()`). */
   giteaHealth?: () => { state: string; consecutiveFailures?: number };
 }
 
 /**
- * `/readyz`: ready once the journal is open and the bot's identity is known, until shutdown begins.
+ * `/readyz`: ready once the store is reachable and the bot's identity is known, until shutdown begins.
  * Gitea down after start degrades the service without making it unready: webhooks are still
  * journaled and evaluated once Gitea is back, so taking the receiver out of rotation would only turn
  * acknowledged deliveries into failed ones on Gitea's side.
@@ -19,7 +19,7 @@ export interface ReadinessSources {
 export function readinessOf(sources: ReadinessSources): Readiness {
   const reasons: string[] = [];
   if (sources.shuttingDown()) reasons.push('shutting down');
-  if (!journalHealthy(sources.journal)) reasons.push('journal unavailable');
+  if (!sources.storeHealthy()) reasons.push('journal unavailable');
   if (sources.identity.login() === undefined) {
     reasons.push(sources.identity.failed() ? 'gitea unreachable: bot identity unknown' : 'bot identity unknown');
   }
@@ -33,12 +33,4 @@ export function readinessOf(sources: ReadinessSources): Readiness {
     );
   }
   return { ready: reasons.length === 0, reasons, warnings };
-}
-
-function journalHealthy(journal: Journal): boolean {
-  try {
-    return journal.healthy();
-  } catch {
-    return false;
-  }
 }

@@ -1,26 +1,26 @@
 import fs from 'node:fs';
-import type Database from 'better-sqlite3';
 import { LabelApplier } from '../applier/applier.js';
-import { OwnershipStore } from '../applier/ownership.js';
 import type { Config } from '../config/config.js';
 import { ContextLoader } from '../context/context.js';
 import { TriageEvaluator } from '../evaluation/evaluator.js';
 import type { GiteaApi } from '../gitea/api.js';
-import type { GroupedWriter } from '../journal/journal.js';
 import type { Logger } from '../log/logger.js';
 import { parseTriageConfig } from '../triage/config.js';
+import type { Store } from '../store/api.js';
 
 export interface TriageParts {
   /**
-   * The journal: its better-sqlite3 database also holds the ownership tables, whose writes join its
-   * group commit through `writer`. Without `writer` (a scratch copy for a dry run) each commits alone.
+   * The store: its ownership records, and the repos' context generations when it has them (a
+   * tool's scratch copy may not: then only this process's own push observations drop a context).
    */
-  journal: { db: Database.Database; writer?: GroupedWriter };
+  store: Pick<Store, 'ownership'> & Partial<Pick<Store, 'generations'>>;
   gitea: GiteaApi;
   log: Logger;
   config: Config;
   /** The bot's login once the service's `GET /user` answered (see `service/identity.ts`). */
   botLogin: () => string | undefined;
+  /** Overrides `config.dryRun`. */
+  dryRun?: boolean;
 }
 
 /**
@@ -30,22 +30,23 @@ export interface TriageParts {
  * @throws Error naming `TRIAGE_CONFIG` when its file cannot be read or does not parse.
  */
 export function createTriageEvaluator(parts: TriageParts): TriageEvaluator {
-  const { journal, gitea, log, config } = parts;
+  const { store, gitea, log, config } = parts;
+  const generations = store.generations;
   const defaultConfig = config.triageConfigPath !== undefined ? readDefaultConfig(config.triageConfigPath) : undefined;
   const context = new ContextLoader({
     gitea,
     ttlMs: config.contextTtlMs,
     log,
     ...(defaultConfig ? { defaultConfig } : {}),
+    ...(generations ? { generation: (repo: string) => generations.get(repo) } : {}),
   });
-  const store = new OwnershipStore(journal.db, { writer: journal.writer });
   return new TriageEvaluator({
     gitea,
     context,
-    store,
-    applier: new LabelApplier({ gitea, store }),
+    store: store.ownership,
+    applier: new LabelApplier({ gitea, store: store.ownership }),
     botLogin: parts.botLogin,
-    dryRun: config.dryRun,
+    dryRun: parts.dryRun ?? config.dryRun,
     log,
   });
 }

@@ -45,6 +45,13 @@ export interface DeliveryStore {
   requeue(ids: readonly string[]): Promise<void>;
   /** Rows for the tools (replay, export, explain), oldest first; with `limit`, the newest `limit`. */
   query(filter: JournalFilter): Promise<StoredDelivery[]>;
+  /**
+   * For the reconcile sweep: each repository with journaled deliveries, and the newest issue
+   * `updated_at` among them (null when none carries one), by repo name.
+   */
+  repoActivity(): Promise<{ repo: string; newest: string | null }[]>;
+  /** The newest `updated_at` among every journaled delivery of the subject, whatever its state. */
+  newestUpdatedAt(subject: string): Promise<string | null>;
   /** Retention: deletes done and ignored rows received before `before` (epoch ms); failed and pending stay. */
   prune(before: number): Promise<number>;
 }

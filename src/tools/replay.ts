@@ -1,3 +1,4 @@
+import { asyncOwnership } from '../store/sqlite/records.js';
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { LabelApplier } from '../applier/applier.js';
@@ -334,7 +335,7 @@ export function candidateEvaluator(parts: { gitea: GiteaApi; db: Database.Databa
     log: parts.log,
     overrideConfig: { text: parts.text, file: parts.file },
   });
-  const store = new OwnershipStore(parts.db);
+  const store = asyncOwnership(new OwnershipStore(parts.db));
   return new TriageEvaluator({
     gitea: parts.gitea,
     context,
@@ -352,7 +353,7 @@ export function candidateEvaluator(parts: { gitea: GiteaApi; db: Database.Databa
  */
 export function serviceEvaluator(parts: { gitea: GiteaApi; db: Database.Database; writer?: GroupedWriter; log: Logger; config: Config; botLogin: () => string | undefined; dryRun: boolean }): TriageEvaluator {
   return createTriageEvaluator({
-    journal: { db: parts.db, writer: parts.writer },
+    store: { ownership: asyncOwnership(new OwnershipStore(parts.db, { writer: parts.writer })) },
     gitea: parts.gitea,
     log: parts.log,
     config: { ...parts.config, dryRun: parts.dryRun },

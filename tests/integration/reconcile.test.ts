@@ -220,7 +220,7 @@ describe('reconcile sweep (RECONCILE_INTERVAL_MS > 0)', () => {
     // A second reconciler over the service's journal and pipeline, with the default settle time (30 s)
     // and a clock that can be moved on.
     const patient = new Reconciler({
-      journal: r.service.journal,
+      journal: r.service.store.deliveries,
       gitea: r.service.gitea,
       intervalMs: HOUR,
       onJournaled: (d) => {

@@ -1,3 +1,4 @@
+import { SqliteStore } from '../../src/store/sqlite/store.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -93,6 +94,7 @@ describe('backfill: requests to Gitea', () => {
   let sim: SimGitea;
   let dataDir: string;
   let journal: Journal;
+  let store: SqliteStore;
   let gitea: ReturnType<typeof giteaClientFromConfig>;
   let evaluator: TriageEvaluator;
   let expected: Expected[];
@@ -106,13 +108,14 @@ describe('backfill: requests to Gitea', () => {
     expected = seed(sim, 60, false);
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-sweep-'));
     const config = loadConfig({ GITEA_URL: sim.url, GITEA_TOKEN: sim.token, WEBHOOK_SECRET: SECRET, DATA_DIR: dataDir });
-    journal = Journal.open({ dataDir, sync: 'normal', log });
+    store = SqliteStore.open({ dataDir, sync: 'normal', log });
+    journal = store.journal;
     gitea = giteaClientFromConfig(config, log);
-    evaluator = createTriageEvaluator({ journal, gitea, log, config, botLogin: () => sim.botLogin });
+    evaluator = createTriageEvaluator({ store, gitea, log, config, botLogin: () => sim.botLogin });
   });
   afterAll(async () => {
     gitea?.close();
-    await journal?.close();
+    await store?.close();
     await sim?.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
   });

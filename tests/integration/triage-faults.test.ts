@@ -1,3 +1,5 @@
+import { asyncOwnership } from '../../src/store/sqlite/records.js';
+import { OwnershipStore } from '../../src/applier/ownership.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -94,7 +96,7 @@ describe('triage under operating conditions', () => {
 
 describe('createTriageEvaluator', () => {
   const parts = (env: Record<string, string>) => ({
-    journal: { db: new Database(':memory:') },
+    store: { ownership: asyncOwnership(new OwnershipStore(new Database(':memory:'))) },
     gitea: {} as never,
     log: silentLogger(),
     config: loadConfig({ GITEA_URL: 'http://127.0.0.1:9', GITEA_TOKEN: 't', WEBHOOK_SECRET: 's', ...env }),

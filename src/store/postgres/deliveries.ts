@@ -210,6 +210,20 @@ export class PgDeliveries implements DeliveryStore {
     return rows.reverse().map(toStored);
   }
 
+  async repoActivity(): Promise<{ repo: string; newest: string | null }[]> {
+    const { rows } = await this.db.query<{ repo: string; newest: string | null }>(
+      `SELECT repo, max(CASE WHEN number IS NOT NULL THEN updated_at END) AS newest
+         FROM {deliveries} WHERE repo IS NOT NULL GROUP BY repo ORDER BY repo`,
+    );
+    return rows;
+  }
+
+  /** The receiver stores `updated_at` as `toISOString()`: the string maximum is the time maximum. */
+  async newestUpdatedAt(subject: string): Promise<string | null> {
+    const { rows } = await this.db.query<{ newest: string | null }>('SELECT max(updated_at) AS newest FROM {deliveries} WHERE subject = $1', [subject]);
+    return rows[0]?.newest ?? null;
+  }
+
   async prune(before: number): Promise<number> {
     const result = await this.update(`DELETE FROM {deliveries} WHERE state IN ('done', 'ignored') AND received_at < $1`, [before]);
     return result.rowCount ?? 0;

@@ -61,6 +61,8 @@ export class SqliteStore implements Store {
 /** The journal behind the async interface; state changes resolve once their group committed. */
 class SqliteDeliveries implements DeliveryStore {
   private readonly orphansStmt;
+  private readonly activityStmt;
+  private readonly newestStmt;
 
   constructor(
     private readonly journal: Journal,
@@ -73,6 +75,21 @@ class SqliteDeliveries implements DeliveryStore {
                            WHERE l.name = d.subject AND l.holder IS NOT NULL AND l.expires_at > ?)
         GROUP BY d.subject ORDER BY firstSeq LIMIT ?`,
     );
+    this.activityStmt = journal.db.prepare<[], { repo: string; newest: string | null }>(
+      `SELECT repo, max(CASE WHEN number IS NOT NULL THEN updated_at END) AS newest
+         FROM deliveries WHERE repo IS NOT NULL GROUP BY repo ORDER BY repo`,
+    );
+    // Uses the journal's index on subject.
+    this.newestStmt = journal.db.prepare<[string], { newest: string | null }>('SELECT max(updated_at) AS newest FROM deliveries WHERE subject = ?');
+  }
+
+  async repoActivity(): Promise<{ repo: string; newest: string | null }[]> {
+    return this.activityStmt.all();
+  }
+
+  /** The receiver stores `updated_at` as `toISOString()`: the string maximum is the time maximum. */
+  async newestUpdatedAt(subject: string): Promise<string | null> {
+    return this.newestStmt.get(subject)?.newest ?? null;
   }
 
   append(delivery: NewDelivery): Promise<'accepted' | 'duplicate'> {

@@ -1,3 +1,4 @@
+import { asyncOwnership } from '../../../src/store/sqlite/records.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -50,7 +51,7 @@ beforeAll(async () => {
   client = new GiteaClient({ baseUrl: sim.url, token: sim.token, maxSockets: 4, keepAlive: true, timeoutMs: 5000, retries: 0, log: silentLogger() });
   db = new Database(path.join(dir, 'journal.db'));
   store = new OwnershipStore(db);
-  applier = new LabelApplier({ gitea: client, store });
+  applier = new LabelApplier({ gitea: client, store: asyncOwnership(store) });
 });
 
 afterAll(async () => {

@@ -28,6 +28,18 @@ function collector() {
 const notice = (subject: string, i: number) => ({ deliveryId: `${subject}/d${i}`, subject });
 
 describe('Coalescer', () => {
+  it('says which subjects wait in a window (the orphan sweep leaves those alone), until their flush', () => {
+    const c = collector();
+    const coalescer = new Coalescer({ windowMs: 60_000, maxEvents: 100, onFlush: (b) => c.onFlush(b) });
+    coalescer.add(notice('acme/widgets#1', 0));
+    expect(coalescer.holds('acme/widgets#1')).toBe(true);
+    expect(coalescer.holds('acme/widgets#2')).toBe(false);
+    coalescer.flush();
+    coalescer.stop();
+    expect(c.batches).toHaveLength(1);
+    expect(coalescer.holds('acme/widgets#1')).toBe(false);
+  });
+
   it('turns 30 notices of one subject inside the window into one batch', async () => {
     const c = collector();
     const coalescer = new Coalescer({ windowMs: 50, maxEvents: 100, onFlush: (b) => c.onFlush(b) });

@@ -680,7 +680,7 @@ describe('Scheduler: group-committed bookkeeping', () => {
 
     expect(evaluator.items).toHaveLength(2);
     expect(committedStates(real).get(edits[0]!.id)).toBe('done');
-    expect(lines.find({ msg: 'evaluation not recorded: journal commit failed; evaluating again', level: 'error' })).toHaveLength(1);
+    expect(lines.find({ msg: 'evaluation bookkeeping failed: journal unavailable', level: 'error' })).toHaveLength(1);
   });
 });
 
