@@ -11,10 +11,11 @@ import path from 'node:path';
 import Table from 'cli-table3';
 import { Command } from 'commander';
 import { createService, type Service } from '../src/app.js';
-import { OwnershipStore, type LabelEvent } from '../src/applier/ownership.js';
+import type { LabelEvent } from '../src/applier/ownership.js';
 import { loadConfig } from '../src/config/config.js';
 import { createLogger } from '../src/log/logger.js';
 import { SimGitea } from '../src/simgitea/sim.js';
+import { openStore, type Store } from '../src/store/api.js';
 import { createTriageEvaluator } from '../src/service/triage.js';
 
 const SECRET = 'demo-webhook-secret';
@@ -166,6 +167,7 @@ async function main(): Promise<void> {
   const logFile = keep !== undefined ? fs.createWriteStream(path.join(keep, 'service.log')) : undefined;
   const sim = await SimGitea.start({ latencyMs: Number(opts.latency) });
   let service: Service | undefined;
+  let store: Store | undefined;
   try {
     seed(sim);
     const config = loadConfig({
@@ -175,6 +177,8 @@ async function main(): Promise<void> {
       HOST: '127.0.0.1',
       PORT: '0',
       DATA_DIR: dataDir,
+      // The store the service and this demo use: DATABASE_URL (and DATABASE_SCHEMA) as for the service, else SQLite in DATA_DIR.
+      ...storeEnv(),
       BATCH_WINDOW_MS: '50',
       LOG_LEVEL: logFile ? 'info' : 'warn',
       LOG_FORMAT: logFile ? 'json' : 'pretty',
@@ -190,16 +194,17 @@ async function main(): Promise<void> {
     // Its own deliveries must be recognised before any arrive (they are recorded, never evaluated).
     await withDeadline(service.identified(), deadline, 'the bot identity');
     sim.setWebhook({ url: `${url}/webhook`, secret: SECRET });
-    const store = OwnershipStore.forJournal(service.journal);
+    // The records the service writes, read the way the operator tools read them (read-only).
+    const records = (store = await openStore(config, log, { readOnly: true })).ownership;
 
     const steps: Step[] = [];
-    const begin = (what: string, repo: string, number: number): Step => {
+    const begin = async (what: string, repo: string, number: number): Promise<Step> => {
       const step = {
         what,
         repo,
         number,
         before: sim.issueLabels(ORG, repo, number),
-        events: store.events(`${ORG}/${repo}`, number).length,
+        events: (await records.events(`${ORG}/${repo}`, number)).length,
         comments: sim.comments(ORG, repo, number).length,
       };
       steps.push(step);
@@ -249,15 +254,15 @@ async function main(): Promise<void> {
     await settle(sim, service, deadline);
 
     // --- 2. Commands in comments ---
-    begin('/label priority/high by carol (write)', REPO, bug);
+    await begin('/label priority/high by carol (write)', REPO, bug);
     sim.comment(ORG, REPO, bug, 'carol', 'Confirmed on 1.4.2.\n\n/label priority/high');
     await settle(sim, service, deadline);
-    begin('/label -kind/bug by dave (read)', REPO, bug);
+    await begin('/label -kind/bug by dave (read)', REPO, bug);
     sim.comment(ORG, REPO, bug, 'dave', '/label -kind/bug');
     await settle(sim, service, deadline);
 
     // --- 3. The big pull request grows ---
-    begin('big pull request grows', REPO, big);
+    await begin('big pull request grows', REPO, big);
     sim.syncPull(ORG, REPO, big, 'alice', [
       { filename: 'src/render/engine.ts', additions: 820, deletions: 90 },
       { filename: 'src/render/canvas.ts', additions: 260, deletions: 10 },
@@ -284,7 +289,7 @@ async function main(): Promise<void> {
     // Steps on one issue share its event log: each shows the events recorded since it began.
     const ordered = [...steps];
     for (const [i, step] of ordered.entries()) {
-      const all = store.events(`${ORG}/${step.repo}`, step.number);
+      const all = await records.events(`${ORG}/${step.repo}`, step.number);
       const next = ordered.slice(i + 1).find((s) => s.repo === step.repo && s.number === step.number);
       const events = all.slice(step.events, next ? next.events : undefined);
       const after = next ? next.before : sim.issueLabels(ORG, step.repo, step.number);
@@ -313,11 +318,22 @@ async function main(): Promise<void> {
       );
     }
   } finally {
+    await store?.close();
     await service?.stop();
     await sim.close();
     if (logFile) await new Promise((resolve) => logFile.end(resolve));
     if (keep === undefined) fs.rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/** DATABASE_URL, DATABASE_SCHEMA from the environment, when set. */
+function storeEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of ['DATABASE_URL', 'DATABASE_SCHEMA'] as const) {
+    const value = process.env[name];
+    if (value !== undefined && value !== '') out[name] = value;
+  }
+  return out;
 }
 
 main().then(

@@ -183,12 +183,22 @@ export interface Store {
 
 export type StoreConfig = Pick<Config, 'dataDir' | 'journalSync' | 'databaseUrl' | 'databaseSchema' | 'databasePoolSize'>;
 
+export interface OpenStoreOptions {
+  /**
+   * For the tools that only read (explain, export, replay's sources, dry runs): nothing is created,
+   * migrated or written. SQLite: `journal.db` through src/journal/reader.ts (never created: a
+   * missing one is an error); PostgreSQL: sessions with `default_transaction_read_only = on`, the
+   * schema only checked. Every write rejects.
+   */
+  readOnly?: boolean;
+}
+
 /**
  * Opens the store the configuration selects: PostgreSQL when `databaseUrl` is set (schema created
  * and migrated), else SQLite in `dataDir`. The backends are loaded on demand: SQLite users never
  * load `pg`.
  */
-export async function openStore(config: StoreConfig, log: Logger): Promise<Store> {
+export async function openStore(config: StoreConfig, log: Logger, options: OpenStoreOptions = {}): Promise<Store> {
   if (config.databaseUrl !== undefined) {
     const { PostgresStore } = await import('./postgres/store.js');
     return PostgresStore.open({
@@ -196,7 +206,12 @@ export async function openStore(config: StoreConfig, log: Logger): Promise<Store
       schema: config.databaseSchema,
       poolSize: config.databasePoolSize,
       log,
+      ...(options.readOnly ? { readOnly: true } : {}),
     });
+  }
+  if (options.readOnly) {
+    const { ReadOnlySqliteStore } = await import('./sqlite/readonly.js');
+    return ReadOnlySqliteStore.open(config.dataDir);
   }
   const { SqliteStore } = await import('./sqlite/store.js');
   return SqliteStore.open({ dataDir: config.dataDir, sync: config.journalSync, log });

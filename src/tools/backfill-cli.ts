@@ -1,15 +1,18 @@
 import fs from 'node:fs';
 import { Command } from 'commander';
-import { errorText } from '../errors.js';
-import { Journal } from '../journal/journal.js';
-import { createLogger } from '../log/logger.js';
-import type { JournalReader } from '../journal/reader.js';
+import type { Config } from '../config/config.js';
+import type { GiteaApi } from '../gitea/api.js';
+import { createLogger, type Logger } from '../log/logger.js';
+import type { Evaluator } from '../scheduler/types.js';
+import type { Store } from '../store/api.js';
+import { ScratchOwnership } from '../store/scratch.js';
+import { leasedEvaluator, toolHolder } from './lease.js';
 import { GITEA_VARIABLES, parseArgs, parseUsage, runTool, ToolError, toolGiteaClient, type ToolIO } from './cli.js';
 import { backfill, renderBackfillSummary, renderBackfillTable } from './backfill-tool.js';
 import { parseOrgName, parseRepoRef } from './filter.js';
 import { createProgress } from './progress.js';
 import { serviceEvaluator } from './replay.js';
-import { botIdentity, journalFile, openJournalForReading, scratchDatabase, toolServiceConfig } from './runtime.js';
+import { botIdentity, journalFile, openToolStore, STORE_VARIABLES, storeSecrets, toolServiceConfig } from './runtime.js';
 
 export const BACKFILL_TOOL = 'backfill';
 
@@ -28,8 +31,9 @@ function backfillProgram(): Command {
   return new Command(BACKFILL_TOOL)
     .description(
       "Triage the open issues and pull requests that exist already, with the service's own evaluator, " +
-        'concurrently. Labels are written and ownership recorded in DATA_DIR as for a webhook, unless --dry-run.\n\n' +
-        'Reads GITEA_URL, GITEA_TOKEN, DATA_DIR, CONCURRENCY, TRIAGE_CONFIG.',
+        'concurrently, each issue under its lease in the store (never at the same time as the service). Labels are ' +
+        'written and ownership recorded in the store as for a webhook, unless --dry-run (the store is only read).\n\n' +
+        'Reads GITEA_URL, GITEA_TOKEN, DATABASE_URL and DATABASE_SCHEMA (PostgreSQL) else DATA_DIR (SQLite), LEASE_TTL_MS, CONCURRENCY, TRIAGE_CONFIG.',
     )
     .option('--repo <owner/repo>', 'a repository to sweep (repeatable)', collect)
     .option('--org <name>', 'every repository of this organisation (repeatable)', collect)
@@ -62,27 +66,17 @@ export async function backfillMain(argv: readonly string[], env: Readonly<Record
     async () => {
       const options = parseUsage(() => parseBackfillArgs(argv, io));
       if (options === 'help') return 0;
-      const config = toolServiceConfig(env, [...GITEA_VARIABLES, 'DATA_DIR', 'CONCURRENCY', 'TRIAGE_CONFIG']);
-      secrets.push(config.giteaToken);
+      const config = toolServiceConfig(env, [...GITEA_VARIABLES, ...STORE_VARIABLES, 'LEASE_TTL_MS', 'CONCURRENCY', 'TRIAGE_CONFIG']);
+      secrets.push(config.giteaToken, ...storeSecrets(config));
       const log = createLogger({ tool: { verbose: options.verbose }, stream: io.stderr, redact: secrets });
 
-      // A real run records ownership where the service keeps it (and creates the journal, like the
-      // service, when the backfill comes first); a dry run reads the journal read-only
-      // (src/journal/reader.ts), works on a copy and leaves DATA_DIR alone.
-      let journal: Journal | undefined;
-      let reader: JournalReader | undefined;
-      try {
-        if (!options.dryRun) journal = Journal.open({ dataDir: config.dataDir, sync: 'normal', log });
-        else if (fs.existsSync(journalFile(config.dataDir))) reader = openJournalForReading(config.dataDir);
-      } catch (error) {
-        throw new ToolError(errorText(error));
-      }
+      const store = await openBackfillStore(config, options.dryRun, log);
       const gitea = toolGiteaClient(config, log);
       const progress = createProgress({ label: BACKFILL_TOOL, stream: io.stderr });
+      const scratch = options.dryRun ? new ScratchOwnership(store?.ownership) : undefined;
       try {
         const bot = await botIdentity(gitea, config.giteaUrl);
-        const store = options.dryRun ? { db: scratchDatabase(reader?.db) } : { db: journal!.db, writer: journal!.writer };
-        const evaluator = serviceEvaluator({ gitea, ...store, log, config, botLogin: () => bot, dryRun: options.dryRun });
+        const evaluator = backfillEvaluator({ store, scratch, gitea, log, config, botLogin: () => bot });
         const summary = await backfill({
           gitea,
           evaluator,
@@ -103,10 +97,41 @@ export async function backfillMain(argv: readonly string[], env: Readonly<Record
       } finally {
         progress.stop();
         gitea.close();
-        reader?.close();
-        await journal?.close();
+        scratch?.close();
+        await store?.close();
       }
     },
     () => secrets,
   );
+}
+
+/**
+ * A real run writes where the service keeps its records (and creates the SQLite store, like the
+ * service, when the backfill comes first); a dry run opens the store read-only, when there is one,
+ * to seed its scratch records from, and writes nothing to it.
+ */
+async function openBackfillStore(config: Config, dryRun: boolean, log: Logger): Promise<Store | undefined> {
+  if (!dryRun) return openToolStore(config, log, { readOnly: false, create: true });
+  const exists = config.databaseUrl !== undefined || fs.existsSync(journalFile(config.dataDir));
+  return exists ? openToolStore(config, log, { readOnly: true }) : undefined;
+}
+
+/**
+ * The service's evaluator for a backfill. Dry run: on scratch ownership records seeded, issue by
+ * issue, from the store (src/store/scratch.ts). Real run: on the store's records, each issue
+ * evaluated under its lease, the one the service's scheduler takes (src/tools/lease.ts).
+ */
+function backfillEvaluator(parts: {
+  store: Store | undefined;
+  scratch: ScratchOwnership | undefined;
+  gitea: GiteaApi;
+  log: Logger;
+  config: Config;
+  botLogin: () => string;
+}): Evaluator {
+  const { store, scratch, gitea, log, config, botLogin } = parts;
+  if (scratch) return scratch.seeding(serviceEvaluator({ gitea, store: { ownership: scratch.ownership }, log, config, botLogin, dryRun: true }));
+  if (!store) throw new Error('backfill: a real run needs the store'); // openBackfillStore always opens one
+  const inner = serviceEvaluator({ gitea, store, log, config, botLogin, dryRun: false });
+  return leasedEvaluator(inner, { leases: store.leases, holder: toolHolder(BACKFILL_TOOL), log, ttlMs: config.leaseTtlMs });
 }

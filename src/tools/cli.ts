@@ -109,6 +109,7 @@ const TOOL_VARIABLES = {
   DATABASE_URL: 'databaseUrl',
   DATABASE_SCHEMA: 'databaseSchema',
   DATABASE_POOL_SIZE: 'databasePoolSize',
+  LEASE_TTL_MS: 'leaseTtlMs',
   CONCURRENCY: 'concurrency',
   TRIAGE_CONFIG: 'triageConfigPath',
   LOG_LEVEL: 'logLevel',

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import type { JournalApi } from '../journal/api.js';
+import type { DeliveryStore } from '../store/api.js';
 import type { DeliveryState, StoredDelivery } from '../journal/types.js';
 import { classify } from '../receiver/classify.js';
 import { errorText } from '../errors.js';
@@ -39,9 +39,9 @@ export function toExported(row: StoredDelivery): ExportedDelivery {
   };
 }
 
-/** The journal's rows matching `filter`, oldest first. */
-export function journalDeliveries(journal: Pick<JournalApi, 'query'>, filter: DeliveryFilter): StoredDelivery[] {
-  return journal.query(toJournalFilter(filter));
+/** The store's rows matching `filter`, oldest first. */
+export function storeDeliveries(deliveries: Pick<DeliveryStore, 'query'>, filter: DeliveryFilter): Promise<StoredDelivery[]> {
+  return deliveries.query(toJournalFilter(filter));
 }
 
 /**

@@ -2,7 +2,8 @@ import { Command } from 'commander';
 import { parseArgs, parseUsage, runTool, ToolError, type ToolIO } from './cli.js';
 import { issueStory, renderStory } from './explain.js';
 import { parseIssueRef } from './filter.js';
-import { openJournalForReading, toolServiceConfig } from './runtime.js';
+import { silentLogger } from '../log/logger.js';
+import { openToolStore, STORE_VARIABLES, storeSecrets, toolServiceConfig } from './runtime.js';
 
 export const EXPLAIN_TOOL = 'explain';
 
@@ -15,9 +16,9 @@ export interface ExplainOptions {
 function explainProgram(): Command {
   return new Command(EXPLAIN_TOOL)
     .description(
-      "An issue's story from DATA_DIR alone (no Gitea needed): the deliveries received, the labels the " +
+      "An issue's story from the store alone (no Gitea needed): the deliveries received, the labels the " +
         'service added and removed with the rule, evidence and config version, the changes people made, and ' +
-        'what the service owns now.\n\nReads DATA_DIR.',
+        'what the service owns now.\n\nReads DATABASE_URL and DATABASE_SCHEMA (PostgreSQL), else DATA_DIR (SQLite); writes nothing.',
     )
     .option('--issue <owner/repo#n>', 'the issue or pull request')
     .argument('[owner/repo#n]', 'the same, without --issue')
@@ -37,18 +38,25 @@ export function parseExplainArgs(argv: readonly string[], io: ToolIO): ExplainOp
 }
 
 export async function explainMain(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: ToolIO): Promise<number> {
-  return runTool(EXPLAIN_TOOL, io, async () => {
-    const options = parseUsage(() => parseExplainArgs(argv, io));
-    if (options === 'help') return 0;
-    const config = toolServiceConfig(env, ['DATA_DIR']);
-    // Read-only: explain writes nothing to DATA_DIR (src/journal/reader.ts).
-    const journal = openJournalForReading(config.dataDir);
-    try {
-      const story = issueStory(journal, journal.db, options.subject);
-      io.stdout.write(options.json ? `${JSON.stringify(story, null, 2)}\n` : `${renderStory(story)}\n`);
-      return 0;
-    } finally {
-      journal.close();
-    }
-  });
+  const secrets: string[] = [];
+  return runTool(
+    EXPLAIN_TOOL,
+    io,
+    async () => {
+      const options = parseUsage(() => parseExplainArgs(argv, io));
+      if (options === 'help') return 0;
+      const config = toolServiceConfig(env, STORE_VARIABLES);
+      secrets.push(...storeSecrets(config));
+      // Read-only: explain writes nothing to the store (openStore's readOnly).
+      const store = await openToolStore(config, silentLogger(), { readOnly: true });
+      try {
+        const story = await issueStory(store, options.subject);
+        io.stdout.write(options.json ? `${JSON.stringify(story, null, 2)}\n` : `${renderStory(story)}\n`);
+        return 0;
+      } finally {
+        await store.close();
+      }
+    },
+    () => secrets,
+  );
 }

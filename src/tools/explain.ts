@@ -1,6 +1,5 @@
-import type Database from 'better-sqlite3';
-import { type KnownLabels, type LabelEvent, type OwnedLabel, OwnershipStore } from '../applier/ownership.js';
-import type { JournalApi } from '../journal/api.js';
+import type { KnownLabels, LabelEvent, OwnedLabel } from '../applier/ownership.js';
+import type { Store } from '../store/api.js';
 import type { DeliveryState } from '../journal/types.js';
 import { parseSubject } from '../subject.js';
 import { ToolError } from './cli.js';
@@ -23,7 +22,7 @@ export interface StoryDelivery {
   attempts: number;
 }
 
-/** Everything DATA_DIR knows about one issue or pull request. */
+/** Everything the store knows about one issue or pull request. */
 export interface IssueStory {
   subject: string;
   deliveries: StoryDelivery[];
@@ -40,17 +39,22 @@ export interface IssueStory {
 }
 
 /**
- * The story of `owner/repo#n` from DATA_DIR alone (no Gitea): the journal's deliveries and the
+ * The story of `owner/repo#n` from the store alone (no Gitea): the journal's deliveries and the
  * ownership records (label event log, owned labels, person removals, known set).
  */
-export function issueStory(journal: Pick<JournalApi, 'query'>, db: Database.Database, subjectKey: string): IssueStory {
+export async function issueStory(stored: Pick<Store, 'deliveries' | 'ownership' | 'location'>, subjectKey: string): Promise<IssueStory> {
   const subject = parseSubject(subjectKey);
   if (!subject || subject.kind !== 'issue') throw new ToolError(`expected owner/repo#number, got ${JSON.stringify(subjectKey)}`);
   const repo = `${subject.owner}/${subject.repo}`;
-  const store = new OwnershipStore(db);
-  const rows = journal.query({ subject: subject.key });
-  const labelEvents = store.events(repo, subject.number);
-  const removed = store.ownership(repo, subject.number).humanRemoved;
+  const store = stored.ownership;
+  const [rows, labelEvents, ownership, owned, known] = await Promise.all([
+    stored.deliveries.query({ subject: subject.key }),
+    store.events(repo, subject.number),
+    store.ownership(repo, subject.number),
+    store.owned(repo, subject.number),
+    store.known(repo, subject.number),
+  ]);
+  const removed = ownership.humanRemoved;
   const story: IssueStory = {
     subject: subject.key,
     deliveries: rows.map((r) => ({
@@ -66,7 +70,7 @@ export function issueStory(journal: Pick<JournalApi, 'query'>, db: Database.Data
       attempts: r.attempts,
     })),
     labelEvents,
-    owned: store.owned(repo, subject.number),
+    owned,
     removedByPerson: [...removed].sort().map((label) => ({
       label,
       user: labelEvents.findLast((e) => e.label === label && e.action === 'removed')?.user ?? null,
@@ -76,10 +80,9 @@ export function issueStory(journal: Pick<JournalApi, 'query'>, db: Database.Data
       'evaluations that changed nothing (no config, a config problem, a closed issue): only logged (msg "evaluated", with its note)',
     ],
   };
-  const known = store.known(repo, subject.number);
   if (known) story.known = known;
   if (story.deliveries.length === 0 && labelEvents.length === 0 && !known) {
-    throw new ToolError(`nothing recorded for ${subject.key} in DATA_DIR`);
+    throw new ToolError(`nothing recorded for ${subject.key} in ${stored.location}`);
   }
   return story;
 }
@@ -126,7 +129,7 @@ export function renderStory(story: IssueStory): string {
     }`,
   );
 
-  out.push('', 'Not recorded in DATA_DIR');
+  out.push('', 'Not recorded in the store');
   for (const n of story.notRecorded) out.push(`  ${n}`);
   return out.join('\n');
 }

@@ -1,8 +1,9 @@
 import { Command } from 'commander';
 import { parseArgs, parseUsage, runTool, ToolError, type ToolIO } from './cli.js';
-import { journalDeliveries, writeExport } from './deliveries.js';
+import { storeDeliveries, writeExport } from './deliveries.js';
+import { silentLogger } from '../log/logger.js';
 import { type DeliveryFilter, parseDeliveryFilter } from './filter.js';
-import { openJournalForReading, toolServiceConfig } from './runtime.js';
+import { openToolStore, STORE_VARIABLES, storeSecrets, toolServiceConfig } from './runtime.js';
 
 export const EXPORT_TOOL = 'export';
 
@@ -15,7 +16,7 @@ export interface ExportOptions {
 function exportProgram(): Command {
   return new Command(EXPORT_TOOL)
     .description(
-      'Write recorded deliveries from the journal in DATA_DIR as JSON lines ' +
+      'Write recorded deliveries from the store (DATABASE_URL, else the journal in DATA_DIR) as JSON lines ' +
         '{id, event, eventType, headers, body, receivedAt, state, lastError} (body: the JSON exactly as received), ' +
         'to attach a repro to a bug report and replay it elsewhere (`npm run replay -- --from FILE …`).',
     )
@@ -38,15 +39,20 @@ export function parseExportArgs(argv: readonly string[], io: ToolIO): ExportOpti
 
 /** The whole command. Resolves with the exit code; the count goes to stderr when the rows go to stdout. */
 export async function exportMain(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: ToolIO): Promise<number> {
-  return runTool(EXPORT_TOOL, io, async () => {
+  const secrets: string[] = [];
+  return runTool(
+    EXPORT_TOOL,
+    io,
+    async () => {
     const options = parseUsage(() => parseExportArgs(argv, io));
     if (options === 'help') return 0;
-    const config = toolServiceConfig(env, ['DATA_DIR']);
-    // Read-only: export writes nothing to DATA_DIR (src/journal/reader.ts).
-    const journal = openJournalForReading(config.dataDir);
+    const config = toolServiceConfig(env, STORE_VARIABLES);
+    secrets.push(...storeSecrets(config));
+    // Read-only: export writes nothing to the store (openStore's readOnly).
+    const store = await openToolStore(config, silentLogger(), { readOnly: true });
     try {
-      const rows = journalDeliveries(journal, options.filter);
-      if (rows.length === 0) throw new ToolError(`no recorded deliveries match in ${journal.file}`);
+      const rows = await storeDeliveries(store.deliveries, options.filter);
+      if (rows.length === 0) throw new ToolError(`no recorded deliveries match in ${store.location}`);
       const text = writeExport(rows, options.out);
       const summary = `${rows.length} ${rows.length === 1 ? 'delivery' : 'deliveries'} written to ${options.out === '-' ? 'stdout' : options.out}\n`;
       if (options.out === '-') {
@@ -57,7 +63,9 @@ export async function exportMain(argv: readonly string[], env: Readonly<Record<s
       }
       return 0;
     } finally {
-      journal.close();
+      await store.close();
     }
-  });
+    },
+    () => secrets,
+  );
 }

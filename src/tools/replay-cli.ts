@@ -2,12 +2,13 @@ import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { errorText } from '../errors.js';
 import type { GiteaApi } from '../gitea/api.js';
-import { Journal } from '../journal/journal.js';
-import type { JournalReader } from '../journal/reader.js';
+import { ScratchOwnership } from '../store/scratch.js';
+import type { Store } from '../store/api.js';
 import type { StoredDelivery } from '../journal/types.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { GITEA_VARIABLES, parseArgs, parseUsage, runTool, ToolError, toolGiteaClient, type ToolIO } from './cli.js';
-import { fileDeliveries, journalDeliveries } from './deliveries.js';
+import { fileDeliveries, storeDeliveries } from './deliveries.js';
+import { toolHolder } from './lease.js';
 import { type DeliveryFilter, parseDeliveryFilter } from './filter.js';
 import { createProgress, type Progress } from './progress.js';
 import {
@@ -25,13 +26,13 @@ import {
   summarizeSent,
   webhookUrl,
 } from './replay.js';
-import { botIdentity, journalFile, openJournalForReading, openJournalForWriting, scratchDatabase, toolServiceConfig } from './runtime.js';
+import { botIdentity, journalFile, openToolStore, STORE_VARIABLES, storeSecrets, toolServiceConfig } from './runtime.js';
 
 export const REPLAY_TOOL = 'replay';
 
 export interface ReplayOptions {
   filter: DeliveryFilter;
-  /** An export file instead of the journal in DATA_DIR. */
+  /** An export file instead of the store. */
   from?: string;
   mode: { kind: 'url'; url: string; sameId: boolean } | { kind: 'local'; config?: string };
   verbose: boolean;
@@ -42,7 +43,7 @@ function replayProgram(): Command {
     .description(
       'Replay recorded webhook deliveries: re-send them to a receiver (--url), or run them through the ' +
         "service's own pipeline code here (--local): a dry run that prints each decision with its reasons.\n\n" +
-        'Sources: the journal in DATA_DIR, or a JSON-lines file from `npm run export` (--from).\n\n' +
+        'Sources: the store (DATABASE_URL and DATABASE_SCHEMA, else the journal in DATA_DIR), or a JSON-lines file from `npm run export` (--from).\n\n' +
         '--url reads WEBHOOK_SECRET (the first secret signs); --local reads GITEA_URL, GITEA_TOKEN, TRIAGE_CONFIG, CONCURRENCY.',
     )
     .addOption(new Option('--delivery <id>', 'one delivery (its X-Gitea-Delivery id)').conflicts(['issue', 'repo']))
@@ -102,41 +103,52 @@ async function withProgress<T>(io: ToolIO, rows: readonly StoredDelivery[], run:
 
 type ReplayConfig = ReturnType<typeof toolServiceConfig>;
 
-/** Where the deliveries come from, and the journal opened for them (if any). */
+/** Where the deliveries come from, and the store opened for them (if any). */
 interface ReplaySource {
   rows: StoredDelivery[];
-  /** Read-only unless `replay --failed --local` reprocesses the journal's dead letters for real. */
-  journal?: JournalReader | Journal;
+  /** Read-only unless `replay --failed --local` reprocesses the store's dead letters for real. */
+  store?: Store;
   close(): Promise<void>;
 }
 
 /**
- * The rows to replay: from an export file, or from the journal (never created by a tool). Only
- * `--failed --local` on the journal opens it for writing; every other mode reads it read-only
- * (src/journal/reader.ts), so DATA_DIR is left as it was. With `--from`, an existing journal only
- * lends its ownership records to a `--local` run.
+ * The rows to replay: from an export file, or from the store (`DATABASE_URL`, else the journal in
+ * DATA_DIR; never created by a tool). Only `--failed --local` on the store opens it for writing;
+ * every other mode opens it read-only (openStore's readOnly), so it is left as it was. With
+ * `--from`, an existing store only lends its ownership records to a `--local` run.
  */
-function openSource(options: ReplayOptions, config: ReplayConfig, reprocess: boolean, log: Logger): ReplaySource {
-  const wantJournal = options.from === undefined || (options.mode.kind === 'local' && fs.existsSync(journalFile(config.dataDir)));
-  const journal = !wantJournal
-    ? undefined
-    : reprocess
-      ? openJournalForWriting(config.dataDir, log)
-      : openJournalForReading(config.dataDir);
+async function openSource(options: ReplayOptions, config: ReplayConfig, reprocess: boolean, log: Logger): Promise<ReplaySource> {
+  const storeExists = config.databaseUrl !== undefined || fs.existsSync(journalFile(config.dataDir));
+  const wantStore = options.from === undefined || (options.mode.kind === 'local' && storeExists);
+  const store = wantStore ? await openToolStore(config, log, { readOnly: !reprocess }) : undefined;
   const close = async () => {
-    if (journal instanceof Journal) await journal.close();
-    else journal?.close();
+    await store?.close();
   };
   try {
-    const rows = options.from !== undefined ? fileDeliveries(options.from, options.filter) : journalDeliveries(journal!, options.filter);
+    const rows = options.from !== undefined ? fileDeliveries(options.from, options.filter) : await storeDeliveries(store!.deliveries, options.filter);
     if (rows.length === 0) {
-      throw new ToolError(`no recorded deliveries match in ${options.from ?? journalFile(config.dataDir)}`);
+      throw new ToolError(`no recorded deliveries match in ${options.from ?? store!.location}`);
     }
-    return { rows, ...(journal ? { journal } : {}), close };
+    return { rows, ...(store ? { store } : {}), close };
   } catch (error) {
-    void close();
+    await close();
     throw error;
   }
+}
+
+/**
+ * A dry run's ownership records: a scratch copy (src/store/scratch.ts) seeded from the store, when
+ * there is one, with the records of the subjects of `rows`; the store itself is only read.
+ */
+async function scratchFor(source: ReplaySource, rows: readonly StoredDelivery[]): Promise<ScratchOwnership> {
+  const scratch = new ScratchOwnership(source.store?.ownership);
+  try {
+    await scratch.seed(rows.flatMap((r) => (r.subject !== null ? [r.subject] : [])));
+  } catch (error) {
+    scratch.close();
+    throw new ToolError(`cannot read the ownership records from ${source.store?.location ?? 'the store'}: ${errorText(error)}`);
+  }
+  return scratch;
 }
 
 /** `--url`: POST each row to the receiver, report each answer and the count of each outcome. */
@@ -174,15 +186,25 @@ interface LocalRun {
   io: ToolIO;
 }
 
-/** `--failed --local` on the journal: requeue, evaluate for real, mark done or failed again. */
+/**
+ * `--failed --local` on the store: requeue, evaluate for real under each subject's lease (as the
+ * service does: the two never evaluate one issue at once), mark done or failed again.
+ */
 async function reprocessJournal(run: LocalRun): Promise<number> {
   const { rows, config, log, gitea, botLogin, io } = run;
-  const journal = run.source.journal as Journal;
-  const evaluator = serviceEvaluator({ gitea, db: journal.db, writer: journal.writer, log, config, botLogin, dryRun: false });
-  const results = await withProgress(io, rows, (onProgress) => reprocessFailed(journal, rows, { evaluator, log, concurrency: config.concurrency, onProgress }));
+  const store = run.source.store!;
+  const evaluator = serviceEvaluator({ gitea, store, log, config, botLogin, dryRun: false });
+  const holder = toolHolder(REPLAY_TOOL);
+  const results = await withProgress(io, rows, (onProgress) =>
+    reprocessFailed(store, rows, { evaluator, log, concurrency: config.concurrency, holder, leaseTtlMs: config.leaseTtlMs, onProgress }),
+  );
   for (const r of results) io.stdout.write(`${renderReprocessed(r)}\n`);
-  const still = results.filter((r) => r.state !== 'done');
-  io.stdout.write(`${results.length} failed ${results.length === 1 ? 'delivery' : 'deliveries'} reprocessed: ${results.length - still.length} done, ${still.length} still failed\n`);
+  const still = results.filter((r) => r.state === 'failed');
+  const left = results.filter((r) => r.state === 'pending').length;
+  io.stdout.write(
+    `${results.length} failed ${results.length === 1 ? 'delivery' : 'deliveries'} reprocessed: ${results.filter((r) => r.state === 'done').length} done, ` +
+      `${still.length} still failed${left > 0 ? `, ${left} left to the service (it holds their lease)` : ''}\n`,
+  );
   if (still.length > 0) throw new ToolError(`${still.length} of ${results.length} deliveries still fail (first: ${still[0]!.lastError ?? 'unknown error'})`);
   return 0;
 }
@@ -196,10 +218,16 @@ async function previewCandidate(run: LocalRun, file: string): Promise<number> {
   } catch (error) {
     throw new ToolError(`--config: cannot read ${file}: ${errorText(error)}`);
   }
-  const db = () => scratchDatabase(run.source.journal?.db);
-  const candidate = candidateEvaluator({ gitea, db: db(), log, config, botLogin, text, file });
-  const current = serviceEvaluator({ gitea, db: db(), log, config, botLogin, dryRun: true });
-  const preview = await withProgress(io, rows, (onProgress) => previewConfig(rows, { log, concurrency: config.concurrency, current, candidate, onProgress }));
+  const [forCandidate, forCurrent] = [await scratchFor(run.source, rows), await scratchFor(run.source, rows)];
+  let preview;
+  try {
+    const candidate = candidateEvaluator({ gitea, ownership: forCandidate.ownership, log, config, botLogin, text, file });
+    const current = serviceEvaluator({ gitea, store: { ownership: forCurrent.ownership }, log, config, botLogin, dryRun: true });
+    preview = await withProgress(io, rows, (onProgress) => previewConfig(rows, { log, concurrency: config.concurrency, current, candidate, onProgress }));
+  } finally {
+    forCandidate.close();
+    forCurrent.close();
+  }
   for (const row of preview) io.stdout.write(`${renderPreview(row)}\n`);
   const differing = preview.filter((p) => p.plus.length + p.minus.length > 0).length;
   io.stdout.write(`${preview.length} ${preview.length === 1 ? 'subject' : 'subjects'} previewed with ${file}: ${differing} with a different outcome\n`);
@@ -209,8 +237,14 @@ async function previewCandidate(run: LocalRun, file: string): Promise<number> {
 /** `--local`: the service's evaluator in dry run on a copy of the ownership records; print each decision. */
 async function evaluateDryRun(run: LocalRun): Promise<number> {
   const { rows, config, log, gitea, botLogin, io } = run;
-  const evaluator = serviceEvaluator({ gitea, db: scratchDatabase(run.source.journal?.db), log, config, botLogin, dryRun: true });
-  const decisions = await withProgress(io, rows, (onProgress) => evaluateLocally(rows, { log, concurrency: config.concurrency, evaluator, onProgress }));
+  const scratch = await scratchFor(run.source, rows);
+  let decisions;
+  try {
+    const evaluator = serviceEvaluator({ gitea, store: { ownership: scratch.ownership }, log, config, botLogin, dryRun: true });
+    decisions = await withProgress(io, rows, (onProgress) => evaluateLocally(rows, { log, concurrency: config.concurrency, evaluator, onProgress }));
+  } finally {
+    scratch.close();
+  }
   for (const d of decisions) io.stdout.write(`${renderDecision(d)}\n`);
   io.stdout.write(`${summarizeDecisions(decisions, true)}\n`);
   return 0;
@@ -227,13 +261,13 @@ export async function replayMain(argv: readonly string[], env: Readonly<Record<s
       if (options === 'help') return 0;
       const { mode } = options;
       const config = toolServiceConfig(env, [
-        'DATA_DIR',
-        ...(mode.kind === 'url' ? (['WEBHOOK_SECRET'] as const) : ([...GITEA_VARIABLES, 'CONCURRENCY', 'TRIAGE_CONFIG'] as const)),
+        ...STORE_VARIABLES,
+        ...(mode.kind === 'url' ? (['WEBHOOK_SECRET'] as const) : ([...GITEA_VARIABLES, 'LEASE_TTL_MS', 'CONCURRENCY', 'TRIAGE_CONFIG'] as const)),
       ]);
-      secrets.push(...(mode.kind === 'url' ? config.webhookSecrets : [config.giteaToken]));
+      secrets.push(...(mode.kind === 'url' ? config.webhookSecrets : [config.giteaToken]), ...storeSecrets(config));
       const log = createLogger({ tool: { verbose: options.verbose }, stream: io.stderr, redact: secrets });
       const reprocess = mode.kind === 'local' && options.filter.failed === true && options.from === undefined;
-      const source = openSource(options, config, reprocess, log);
+      const source = await openSource(options, config, reprocess, log);
       try {
         if (mode.kind === 'url') return await replayToReceiver(source.rows, mode.url, mode.sameId, config.webhookSecrets[0]!, io);
         const gitea = toolGiteaClient(config, log);

@@ -1,17 +1,18 @@
-import { asyncOwnership } from '../store/sqlite/records.js';
 import { randomUUID } from 'node:crypto';
-import type Database from 'better-sqlite3';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { LabelApplier } from '../applier/applier.js';
-import { OwnershipStore } from '../applier/ownership.js';
 import type { Config } from '../config/config.js';
 import { ContextLoader } from '../context/context.js';
 import type { GiteaApi } from '../gitea/api.js';
-import type { JournalApi } from '../journal/api.js';
-import type { GroupedWriter } from '../journal/journal.js';
 import type { NewDelivery, StoredDelivery } from '../journal/types.js';
 import type { Logger } from '../log/logger.js';
 import { giteaDeliveryHeaders } from '../receiver/sign.js';
-import { Scheduler } from '../scheduler/scheduler.js';
+import { Scheduler, type SchedulerStore } from '../scheduler/scheduler.js';
+import type { DeliveryStore, OwnershipStore, Store } from '../store/api.js';
+import { SqliteStore } from '../store/sqlite/store.js';
+import type { TriageParts } from '../service/triage.js';
 import type { EvaluationResult, Evaluator, WorkItem } from '../scheduler/types.js';
 import { parseTriageConfig } from '../triage/config.js';
 import { TriageEvaluator } from '../evaluation/evaluator.js';
@@ -19,7 +20,6 @@ import { createTriageEvaluator } from '../service/triage.js';
 import type { Reason } from '../triage/types.js';
 import { errorText } from '../errors.js';
 import { ToolError } from './cli.js';
-import { MemoryJournal } from './memory-journal.js';
 
 // ---------------------------------------------------------------------------------------------
 // --url: re-send to a receiver
@@ -169,11 +169,13 @@ export interface LocalRunOptions {
 /**
  * Runs recorded deliveries through the service's code: every one is shown to `evaluator.observe`
  * (as the receiver does once it journaled it), then the evaluable ones (not `ignored`) go through the
- * real `Scheduler` over an in-memory journal — one work item per subject, deliveries in newest-state
- * order — into `evaluator`, once (no retries). Nothing is written to the journal in DATA_DIR.
+ * real `Scheduler` over a private journal — one work item per subject, deliveries in newest-state
+ * order — into `evaluator`, once (no retries). The private journal is a `SqliteStore` in a temporary
+ * directory, removed afterwards: the store's own implementation, not a look-alike. Nothing is
+ * written to the service's store.
  */
 export async function evaluateLocally(rows: readonly StoredDelivery[], options: LocalRunOptions): Promise<LocalDecision[]> {
-  const evaluable = (r: StoredDelivery) => r.state !== 'ignored' && r.subject !== null;
+  const evaluable = [...rows].filter((r) => r.state !== 'ignored' && r.subject !== null).sort((a, b) => a.seq - b.seq);
   for (const row of rows) {
     const payload = parseObject(row.body);
     if (!payload) continue;
@@ -185,9 +187,8 @@ export async function evaluateLocally(rows: readonly StoredDelivery[], options: 
     }
   }
 
-  const journal = new MemoryJournal(rows, evaluable);
   const results = new Map<string, EvaluationResult>();
-  const subjects = unique(rows.filter(evaluable).map((r) => r.subject!));
+  const subjects = unique(evaluable.map((r) => r.subject!));
   const recording: Evaluator = {
     evaluate: async (item: WorkItem, log: Logger) => {
       const result = await options.evaluator.evaluate(item, log);
@@ -195,10 +196,15 @@ export async function evaluateLocally(rows: readonly StoredDelivery[], options: 
       return result;
     },
   };
-  await runScheduler(journal, recording, subjects, rows.filter(evaluable).map((r) => r.id), options);
+  const errors = await withPrivateJournal(options.log, async (journal) => {
+    // Appended in journal order, each pending again (no attempts, no error), as they first arrived.
+    await Promise.all(evaluable.map((r) => journal.deliveries.append(pendingAgain(r))));
+    await runScheduler({ deliveries: asRecorded(journal.deliveries, evaluable) }, recording, subjects, evaluable.map((r) => r.id), options);
+    return new Map((await journal.deliveries.query({})).map((r) => [r.id, r.lastError]));
+  });
 
   return subjects.map((subject) => {
-    const rowsOf = journal.rowsOf(subject).filter(evaluable);
+    const rowsOf = evaluable.filter((r) => r.subject === subject);
     const decision: LocalDecision = {
       subject,
       deliveries: rowsOf.map((r) => ({ id: r.id, event: r.event, action: r.action })),
@@ -213,24 +219,67 @@ export async function evaluateLocally(rows: readonly StoredDelivery[], options: 
       if (result.note !== undefined) decision.note = result.note;
       if (result.reasons) decision.reasons = result.reasons;
     } else {
-      decision.error = rowsOf.find((r) => r.lastError !== null)?.lastError ?? 'not evaluated';
+      decision.error = rowsOf.map((r) => errors.get(r.id)).find((e) => e != null) ?? 'not evaluated';
     }
     return decision;
   });
 }
 
-/** The scheduler, one attempt per subject, until idle. */
+/** A recorded row as the receiver first journaled it: pending. */
+function pendingAgain(row: StoredDelivery): NewDelivery {
+  const { seq: _seq, receivedAt: _at, attempts: _attempts, lastError: _error, state: _state, ...rest } = row;
+  return { ...rest, state: 'pending' };
+}
+
+/**
+ * The private journal's rows as they were recorded: with their original `receivedAt` (the journal
+ * stamps its own at append), which the evaluator compares with when a label set was recorded
+ * (src/evaluation/bookkeeping.ts, `goneUnexplained`).
+ */
+function asRecorded(deliveries: DeliveryStore, rows: readonly StoredDelivery[]): SchedulerStore['deliveries'] {
+  const receivedAt = new Map(rows.map((r) => [r.id, r.receivedAt]));
+  return {
+    pendingFor: async (subject) => (await deliveries.pendingFor(subject)).map((r) => ({ ...r, receivedAt: receivedAt.get(r.id) ?? r.receivedAt })),
+    pendingSubjects: (limit, afterSeq) => deliveries.pendingSubjects(limit, afterSeq),
+    pendingCount: () => deliveries.pendingCount(),
+    markDone: (ids) => deliveries.markDone(ids),
+    recordFailure: (ids, error) => deliveries.recordFailure(ids, error),
+    markFailed: (ids, error) => deliveries.markFailed(ids, error),
+  };
+}
+
+/** Runs `fn` on a `SqliteStore` in a fresh temporary directory, removed afterwards. */
+async function withPrivateJournal<T>(log: Logger, fn: (journal: SqliteStore) => Promise<T>): Promise<T> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gitea-triage-replay-'));
+  try {
+    const journal = SqliteStore.open({ dataDir: dir, sync: 'normal', log });
+    try {
+      return await fn(journal);
+    } finally {
+      await journal.close();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The scheduler, one attempt per subject, until idle. With the store's leases (replay --failed),
+ * each subject is evaluated under its lease, as the service's scheduler does, with `holder`.
+ */
 async function runScheduler(
-  journal: JournalApi,
+  store: SchedulerStore,
   evaluator: Evaluator,
   subjects: string[],
   ids: string[],
-  options: { log: Logger; concurrency: number; onProgress?(done: number, total: number): void },
+  options: { log: Logger; concurrency: number; holder?: string; leaseTtlMs?: number; onProgress?(done: number, total: number): void },
 ): Promise<void> {
   if (subjects.length === 0) return;
   let done = 0;
   const scheduler = new Scheduler({
-    journal,
+    store,
+    ...(options.holder !== undefined ? { holder: options.holder } : {}),
+    ...(options.leaseTtlMs !== undefined ? { leaseTtlMs: options.leaseTtlMs } : {}),
     evaluator,
     concurrency: options.concurrency,
     maxAttempts: 1,
@@ -323,7 +372,7 @@ export function renderPreview(row: PreviewRow): string {
  * instead of the repository's own `.gitea/triage.yml` (and instead of `TRIAGE_CONFIG`).
  * @throws ToolError naming the file and line when the candidate does not parse.
  */
-export function candidateEvaluator(parts: { gitea: GiteaApi; db: Database.Database; log: Logger; config: Config; botLogin: () => string | undefined; text: string; file: string }): TriageEvaluator {
+export function candidateEvaluator(parts: { gitea: GiteaApi; ownership: OwnershipStore; log: Logger; config: Config; botLogin: () => string | undefined; text: string; file: string }): TriageEvaluator {
   const parsed = parseTriageConfig(parts.text, parts.file);
   if ('problem' in parsed) {
     const p = parsed.problem;
@@ -335,7 +384,7 @@ export function candidateEvaluator(parts: { gitea: GiteaApi; db: Database.Databa
     log: parts.log,
     overrideConfig: { text: parts.text, file: parts.file },
   });
-  const store = asyncOwnership(new OwnershipStore(parts.db));
+  const store = parts.ownership;
   return new TriageEvaluator({
     gitea: parts.gitea,
     context,
@@ -348,15 +397,16 @@ export function candidateEvaluator(parts: { gitea: GiteaApi; db: Database.Databa
 }
 
 /**
- * The service's evaluator (`createTriageEvaluator`) on `db`, dry run or not. With `writer` (the
- * journal's, when `db` is the journal's database) ownership writes join the journal's group commit.
+ * The service's evaluator (`createTriageEvaluator`) on `store`'s ownership records (the service's
+ * store for a real run, scratch records for a dry run), dry run or not.
  */
-export function serviceEvaluator(parts: { gitea: GiteaApi; db: Database.Database; writer?: GroupedWriter; log: Logger; config: Config; botLogin: () => string | undefined; dryRun: boolean }): TriageEvaluator {
+export function serviceEvaluator(parts: { gitea: GiteaApi; store: TriageParts['store']; log: Logger; config: Config; botLogin: () => string | undefined; dryRun: boolean }): TriageEvaluator {
   return createTriageEvaluator({
-    store: { ownership: asyncOwnership(new OwnershipStore(parts.db, { writer: parts.writer })) },
+    store: parts.store,
     gitea: parts.gitea,
     log: parts.log,
-    config: { ...parts.config, dryRun: parts.dryRun },
+    config: parts.config,
+    dryRun: parts.dryRun,
     botLogin: parts.botLogin,
   });
 }
@@ -376,27 +426,30 @@ export interface Reprocessed {
 }
 
 /**
- * Puts failed deliveries back to pending in the journal and evaluates their subjects once through the
- * real scheduler and `evaluator` (not a dry run): success marks them done; a new failure leaves them
- * failed with the new error.
+ * Puts failed deliveries back to pending in the store and evaluates their subjects once through the
+ * real scheduler and `evaluator` (not a dry run), each under its lease as `holder` (the service's
+ * scheduler takes the same leases: the two never evaluate one issue at once): success marks them
+ * done; a new failure leaves them failed with the new error. A subject whose lease another process
+ * holds is left to it: its rows stay pending, and that process (or its orphan sweep) evaluates them.
  */
 export async function reprocessFailed(
-  journal: JournalApi,
+  store: Pick<Store, 'deliveries' | 'leases'>,
   rows: readonly StoredDelivery[],
-  options: { evaluator: Evaluator; log: Logger; concurrency: number; onProgress?(done: number, total: number): void },
+  options: { evaluator: Evaluator; log: Logger; concurrency: number; holder: string; leaseTtlMs: number; onProgress?(done: number, total: number): void },
 ): Promise<Reprocessed[]> {
   const failed = rows.filter((r) => r.state === 'failed');
   const ids = failed.map((r) => r.id);
   if (ids.length === 0) return [];
-  journal.requeue(ids);
+  await store.deliveries.requeue(ids);
   const subjects = unique(failed.flatMap((r) => (r.subject !== null ? [r.subject] : [])));
   // A failed row without a subject cannot be evaluated: back to failed with the reason.
   const orphans = failed.filter((r) => r.subject === null).map((r) => r.id);
-  if (orphans.length > 0) journal.markFailed(orphans, 'no subject: nothing to evaluate');
-  await runScheduler(journal, options.evaluator, subjects, ids, options);
-  return failed.map((r) => {
-    const now = journal.get(r.id);
-    return {
+  if (orphans.length > 0) await store.deliveries.markFailed(orphans, 'no subject: nothing to evaluate');
+  await runScheduler({ deliveries: store.deliveries, leases: store.leases }, options.evaluator, subjects, ids, options);
+  const out: Reprocessed[] = [];
+  for (const r of failed) {
+    const now = await store.deliveries.get(r.id);
+    out.push({
       id: r.id,
       subject: r.subject,
       event: r.event,
@@ -404,13 +457,21 @@ export async function reprocessFailed(
       previousError: r.lastError,
       state: now?.state ?? r.state,
       lastError: now?.lastError ?? null,
-    };
-  });
+    });
+  }
+  return out;
 }
 
 export function renderReprocessed(r: Reprocessed): string {
   const what = `${r.event}${r.action ? `/${r.action}` : ''}`;
-  const outcome = r.state === 'done' ? 'done' : r.state === 'failed' ? `still failed: ${r.lastError ?? 'unknown error'}` : r.state;
+  const outcome =
+    r.state === 'done'
+      ? 'done'
+      : r.state === 'failed'
+        ? `still failed: ${r.lastError ?? 'unknown error'}`
+        : r.state === 'pending'
+          ? 'pending: another process (the service) holds its lease and evaluates it'
+          : r.state;
   return `${r.id}  ${what}  ${r.subject ?? '-'}  ${outcome}`;
 }
 

@@ -1,11 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { loadConfig, type Config } from '../config/config.js';
 import type { GiteaApi } from '../gitea/api.js';
-import { Journal } from '../journal/journal.js';
-import { type JournalReader, memoryDatabase, openJournalReader } from '../journal/reader.js';
 import type { Logger } from '../log/logger.js';
+import { openStore, type Store, type StoreConfig } from '../store/api.js';
 import { errorText } from '../errors.js';
 import { loadToolConfig, ToolError, type ToolVariable } from './cli.js';
 
@@ -21,44 +19,40 @@ export function toolServiceConfig(env: Readonly<Record<string, string | undefine
   return { ...defaults, ...loadToolConfig(env, variables) };
 }
 
-/**
- * Opens the journal in `dataDir` for a tool that changes it (`replay --failed --local`). Unlike the
- * service, a tool never creates one: a mistyped DATA_DIR must say so instead of showing an empty history.
- */
-export function openJournalForWriting(dataDir: string, log: Logger): Journal {
-  const file = journalFile(dataDir);
-  if (!fs.existsSync(file)) throw new ToolError(`no journal at ${file} (is DATA_DIR right?)`);
+/** Where the store is, as for the service: `DATABASE_URL` (PostgreSQL) or else the SQLite store in `DATA_DIR`. */
+export const STORE_VARIABLES = ['DATA_DIR', 'DATABASE_URL', 'DATABASE_SCHEMA', 'DATABASE_POOL_SIZE'] as const;
+
+/** The password of `DATABASE_URL`, to mask in a tool's failure line (empty when there is none). */
+export function storeSecrets(config: Pick<Config, 'databaseUrl'>): string[] {
+  if (config.databaseUrl === undefined) return [];
   try {
-    return Journal.open({ dataDir, sync: 'normal', log });
-  } catch (error) {
-    throw new ToolError(errorText(error));
+    const password = decodeURIComponent(new URL(config.databaseUrl).password);
+    return password === '' ? [] : [password];
+  } catch {
+    return [];
   }
 }
 
 /**
- * Opens the journal in `dataDir` for reading only (src/journal/reader.ts): what explain, export,
- * replay and a backfill dry run use, so they write nothing to DATA_DIR and work where it is read-only.
+ * Opens the store of `config` (`openStore`, as the service does) for a tool; an error opening it
+ * becomes a one-line {@link ToolError}. `readOnly`: nothing is created, migrated or written (a
+ * missing SQLite journal or PostgreSQL schema is an error). Writable on SQLite, the journal must
+ * exist unless `create` (a backfill may come before the service, and creates it like the service).
  */
-export function openJournalForReading(dataDir: string): JournalReader {
+export async function openToolStore(config: StoreConfig, log: Logger, options: { readOnly: boolean; create?: boolean }): Promise<Store> {
+  if (!options.readOnly && config.databaseUrl === undefined && options.create !== true) {
+    const file = journalFile(config.dataDir);
+    if (!fs.existsSync(file)) throw new ToolError(`no journal at ${file} (is DATA_DIR right?)`);
+  }
   try {
-    return openJournalReader(dataDir);
+    return await openStore(config, log, { readOnly: options.readOnly });
   } catch (error) {
-    throw new ToolError(errorText(error));
+    throw new ToolError(errorText(error, storeSecrets(config)));
   }
 }
 
 export function journalFile(dataDir: string): string {
   return path.join(path.resolve(dataDir), 'journal.db');
-}
-
-/**
- * An in-memory copy of a database (the journal's, with its ownership tables), or an empty one.
- * A dry run evaluates against it: the evaluator's bookkeeping (who removed which label, the known
- * label set) lands in the copy, and DATA_DIR is left exactly as it was.
- */
-export function scratchDatabase(source?: Database.Database): Database.Database {
-  if (!source) return new Database(':memory:');
-  return memoryDatabase(source.serialize());
 }
 
 /** The bot's login (`GET /user`): checks GITEA_URL and GITEA_TOKEN before any work starts. */

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import path from 'node:path';
 import { explainMain } from '../../src/tools/explain-cli.js';
 import { runMain, toolEnv } from './ops-harness.js';
 import { seedTriagedRepo, startTriage, type TriageHarness } from './triage-harness.js';
@@ -55,7 +56,7 @@ describe('explain', () => {
     expect(out).toContain('  labels last seen: (no labels)\n');
     expect(out).toContain('  added by the service or a command: (none)\n');
     expect(out).toContain('  removed by a person, never re-added by a rule: kind/bug (bob)\n');
-    expect(out).toMatch(/Not recorded in DATA_DIR\n  refused \/label commands: only logged/);
+    expect(out).toMatch(/Not recorded in the store\n  refused \/label commands: only logged/);
   });
 
   it('--json gives the same story as data', async () => {
@@ -72,7 +73,7 @@ describe('explain', () => {
   it('fails with one line for an issue nothing is recorded about, or a DATA_DIR without a journal', async () => {
     const none = await runMain(explainMain, [`${ORG}/${REPO}#4242`], { DATA_DIR: toolEnv(h).DATA_DIR! });
     expect(none.code).toBe(1);
-    expect(none.err).toBe(`explain: nothing recorded for ${ORG}/${REPO}#4242 in DATA_DIR\n`);
+    expect(none.err).toBe(`explain: nothing recorded for ${ORG}/${REPO}#4242 in ${path.join(toolEnv(h).DATA_DIR!, 'journal.db')}\n`);
     const nowhere = await runMain(explainMain, [`${ORG}/${REPO}#${n}`], { DATA_DIR: '/nonexistent/gt-data' });
     expect(nowhere.code).toBe(1);
     expect(nowhere.err).toBe('explain: no journal at /nonexistent/gt-data/journal.db (is DATA_DIR right?)\n');

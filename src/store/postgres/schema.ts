@@ -134,3 +134,20 @@ export async function migratePostgresStore(pool: pg.Pool, schema: string): Promi
     throw error;
   }
 }
+
+/**
+ * For a read-only open: the schema holds a store (its migrations table) at a version this release
+ * knows. Creates nothing: a mistyped DATABASE_SCHEMA says so instead of showing an empty history.
+ */
+export async function checkPostgresStore(pool: pg.Pool, schema: string): Promise<void> {
+  const { rows } = await pool.query<{ found: string | null }>('SELECT to_regclass($1) AS found', [`${quoteIdent(schema)}.store_migrations`]);
+  if (rows[0]?.found == null) throw new Error(`no gitea-triage store in schema ${schema} (is DATABASE_SCHEMA right?)`);
+  const versions = await pool.query<{ newest: number | null }>(`SELECT max(version) AS newest FROM ${quoteIdent(schema)}.store_migrations`);
+  const newest = versions.rows[0]?.newest ?? 0;
+  if (newest > POSTGRES_SCHEMA_VERSION) {
+    throw new Error(`schema ${schema} is at version ${newest}, newer than this release knows (${POSTGRES_SCHEMA_VERSION}): upgrade gitea-triage`);
+  }
+  if (newest < POSTGRES_SCHEMA_VERSION) {
+    throw new Error(`schema ${schema} is at version ${newest}, older than this release's (${POSTGRES_SCHEMA_VERSION}): start the service once to migrate it`);
+  }
+}

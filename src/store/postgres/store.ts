@@ -6,7 +6,7 @@ import { PgDeliveries } from './deliveries.js';
 import { PgGenerations, PgLeases } from './leases.js';
 import { PgOwnership } from './ownership.js';
 import { Db } from './db.js';
-import { migratePostgresStore } from './schema.js';
+import { checkPostgresStore, migratePostgresStore } from './schema.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://…`; holds a password: never logged as is. */
@@ -24,6 +24,12 @@ export interface PostgresStoreOptions {
    * receiver could neither answer 202 nor 503.
    */
   queryTimeoutMs?: number;
+  /**
+   * A tool that only reads: every session runs with `default_transaction_read_only = on` (the
+   * server refuses any write, SQLSTATE 25006), and the schema is neither created nor migrated, only
+   * checked to hold a store this release can read.
+   */
+  readOnly?: boolean;
 }
 
 /**
@@ -68,15 +74,21 @@ export class PostgresStore implements Store {
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
       query_timeout: options.queryTimeoutMs ?? 15_000,
       keepAlive: true,
-      application_name: 'gitea-triage',
+      application_name: options.readOnly ? 'gitea-triage-tool' : 'gitea-triage',
+      ...(options.readOnly ? { options: '-c default_transaction_read_only=on' } : {}),
     });
     // An idle connection dropped by the server (restart, failover) must not crash the process; the
     // pool replaces it, and the next query reports the outage where it matters.
     pool.on('error', (error) => options.log.warn('database connection lost', { error: describe(error, options.url) }));
     const store = new PostgresStore(pool, options.schema, options.url, options.log);
     try {
-      const applied = await migratePostgresStore(pool, options.schema);
-      options.log.info('store opened', { backend: 'postgres', location: store.location, migrations: applied });
+      if (options.readOnly) {
+        await checkPostgresStore(pool, options.schema);
+        options.log.info('store opened', { backend: 'postgres', location: store.location, readOnly: true });
+      } else {
+        const applied = await migratePostgresStore(pool, options.schema);
+        options.log.info('store opened', { backend: 'postgres', location: store.location, migrations: applied });
+      }
     } catch (error) {
       await pool.end().catch(() => {});
       throw new Error(`cannot open the PostgreSQL store at ${store.location}: ${describe(error, options.url)}`);
