@@ -19,6 +19,13 @@ export interface StoreView {
   numbers(since?: number): Promise<number[]>;
   /** SQLite: `PRAGMA integrity_check` (`['ok']`); PostgreSQL: delivery ids held by more than one row (none: `['ok']`). */
   integrity(): Promise<string[]>;
+  /**
+   * Subjects whose lease the process `pid` holds right now (the holder names carry the pid:
+   * src/service/cluster.ts `holderName`); leader leases left out. PostgreSQL only.
+   */
+  leasedBy(pid: number): Promise<string[]>;
+  /** The rows of `subjects` received at or before `before` (epoch ms): how many, how many pending, the last finish. */
+  rowsOf(subjects: readonly string[], before: number): Promise<{ rows: number; pending: number; lastFinished: number | null }>;
   close(): Promise<void>;
 }
 
@@ -39,6 +46,8 @@ function sqliteView(dataDir: string): StoreView {
     finishedAt: async (ids) => j.finishedAt(ids),
     numbers: async (since) => j.numbers(since),
     integrity: async () => j.integrity(),
+    leasedBy: () => Promise.reject(new Error('leasedBy: PostgreSQL stores only')),
+    rowsOf: () => Promise.reject(new Error('rowsOf: PostgreSQL stores only')),
     close: async () => j.close(),
   };
 }
@@ -46,7 +55,8 @@ function sqliteView(dataDir: string): StoreView {
 function postgresView(url: string, schema: string): StoreView {
   // One connection: the view is read in between the test's steps, never in parallel with itself.
   const pool = new pg.Pool({ connectionString: url, max: 1 });
-  const t = `"${schema.replace(/"/g, '""')}".deliveries`;
+  const q = `"${schema.replace(/"/g, '""')}"`;
+  const t = `${q}.deliveries`;
   const rowsFor = async <R extends pg.QueryResultRow>(sql: string, ids: Iterable<string>) => (await pool.query<R>(sql, [[...ids]])).rows;
   return {
     backend: 'postgres',
@@ -69,6 +79,22 @@ function postgresView(url: string, schema: string): StoreView {
     integrity: async () => {
       const { rows } = await pool.query<{ id: string }>(`SELECT id FROM ${t} GROUP BY id HAVING count(*) > 1`);
       return rows.length === 0 ? ['ok'] : rows.map((r) => `delivery ${r.id} journaled twice`);
+    },
+    leasedBy: async (pid) => {
+      const { rows } = await pool.query<{ name: string }>(
+        `SELECT name FROM ${q}.leases WHERE holder LIKE $1 AND name NOT LIKE 'leader:%' AND expires_at > (extract(epoch from clock_timestamp()) * 1000)::bigint`,
+        [`%:${pid}:%`],
+      );
+      return rows.map((r) => r.name);
+    },
+    rowsOf: async (subjects, before) => {
+      const { rows } = await pool.query<{ n: string; pending: string; last: string | null }>(
+        `SELECT count(*) AS n, count(*) FILTER (WHERE state = 'pending') AS pending, max(finished_at) AS last
+           FROM ${t} WHERE subject = ANY($1) AND received_at <= $2`,
+        [subjects, before],
+      );
+      const r = rows[0]!;
+      return { rows: Number(r.n), pending: Number(r.pending), lastFinished: r.last === null ? null : Number(r.last) };
     },
     close: () => pool.end(),
   };
