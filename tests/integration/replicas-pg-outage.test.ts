@@ -51,25 +51,25 @@ await describeWithPostgres(FILE, 'three replicas on one PostgreSQL: database out
     const direct: { status: number; error: unknown }[] = [];
     try {
       try {
-      await waitFor(() => stream.outcomes.length >= 50, { timeoutMs: 20_000, what: 'deliveries flowing before the cut' });
-      cutAt = stream.outcomes.length;
-      await proxy!.cut();
-      const cutTime = Date.now();
-      // The outage lasts OUTAGE_MS: the fault's length, not a wait for work.
-      await waitFor(
-        async () => {
-          samples.push(await Promise.all(c!.set.replicas.map((r) => readyz(r.url))));
-          return Date.now() - cutTime >= OUTAGE_MS;
-        },
-        { timeoutMs: OUTAGE_MS + 20_000, intervalMs: 250, what: `an outage of ${OUTAGE_MS} ms` },
-      );
-      // Each replica, asked directly while the database is still down, refuses a new delivery.
-      for (const r of c!.set.replicas) {
-        const d = deliveryFor(c!.items[0]!, 'edited', seq++);
-        const a = await request(`${r.url}/webhook`, { method: 'POST', headers: d.headers, body: d.body });
-        direct.push({ status: a.status, error: a.json?.error });
-      }
-      restoredAt = stream.outcomes.length;
+        await waitFor(() => stream.outcomes.length >= 50, { timeoutMs: 20_000, what: 'deliveries flowing before the cut' });
+        cutAt = stream.outcomes.length;
+        await proxy!.cut();
+        const cutTime = Date.now();
+        // The outage lasts OUTAGE_MS: the fault's length, not a wait for work.
+        await waitFor(
+          async () => {
+            samples.push(await Promise.all(c!.set.replicas.map((r) => readyz(r.url))));
+            return Date.now() - cutTime >= OUTAGE_MS;
+          },
+          { timeoutMs: OUTAGE_MS + 20_000, intervalMs: 250, what: `an outage of ${OUTAGE_MS} ms` },
+        );
+        // Each replica, asked directly while the database is still down, refuses a new delivery.
+        for (const r of c!.set.replicas) {
+          const d = deliveryFor(c!.items[0]!, 'edited', seq++);
+          const a = await request(`${r.url}/webhook`, { method: 'POST', headers: d.headers, body: d.body });
+          direct.push({ status: a.status, error: a.json?.error });
+        }
+        restoredAt = stream.outcomes.length;
       } finally {
         await proxy!.restore();
       }
