@@ -26,6 +26,12 @@ export interface ReplicaSetup {
   label: string;
   backend: 'sqlite' | 'postgres';
   replicas: number;
+  /** The replicas' CONCURRENCY (default the service's). */
+  concurrency?: number;
+  /** Deliveries of the burst (default the bench's `deliveries`). */
+  deliveries?: number;
+  /** Run the SIGKILL part (default true). */
+  withAdoption?: boolean;
 }
 
 export interface AdoptionFigures {
@@ -49,10 +55,17 @@ export interface ReplicaFigures extends ReplicaSetup {
   sendMs: number;
   drainMs: number;
   labelWrites: number;
+  giteaRequests: number;
   writesPerDelivery: number;
-  /** The service processes' CPU time (user + system) over the burst, summed. */
+  /** The service processes' CPU time (user + system) over the burst until drained, summed. */
   serviceCpuMs: number;
-  adoption: AdoptionFigures;
+  /** PostgreSQL's server processes' CPU time over the same span (0 for SQLite). */
+  postgresCpuMs: number;
+  /** This process's CPU (the load generator and its probes) over the same span. */
+  clientCpuMs: number;
+  /** Share of the machine's CPU time busy over the span, all processes (other jobs included). */
+  machineBusy: number;
+  adoption?: AdoptionFigures;
 }
 
 export interface ReplicaBenchOptions {
@@ -117,6 +130,31 @@ function cpuMs(pid: number | undefined): number {
   } catch {
     return 0;
   }
+}
+
+/** CPU ms of every `postgres` process (the server and its backends), ended backends included (the postmaster's cutime). */
+function postgresCpuMs(): number {
+  let total = 0;
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (!stat.includes('(postgres)')) continue;
+      const f = stat.split(') ')[1]!.split(' ');
+      total += (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 10;
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return total;
+}
+
+/** Busy and total jiffies of the whole machine (/proc/stat's first line). */
+function machineTicks(): { busy: number; total: number } {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
 }
 
 interface Node {
@@ -210,15 +248,19 @@ async function runSetup(setup: ReplicaSetup, o: ReplicaBenchOptions, admin: pg.P
         DATA_DIR: dataDir,
         LOG_LEVEL: 'warn',
         ...(setup.backend === 'postgres' ? { DATABASE_URL: o.databaseUrl, DATABASE_SCHEMA: schema } : {}),
+        ...(setup.concurrency !== undefined ? { CONCURRENCY: String(setup.concurrency) } : {}),
         ...o.env,
       };
       nodes.push({ port, url: `http://127.0.0.1:${port}`, env });
     }
     await Promise.all(nodes.map((n) => startNode(n, o.entry)));
     probe = setup.backend === 'postgres' ? postgresProbe(admin!, schema) : sqliteProbe(dirs[0]!);
-    const burst = deliveriesFor(world, o.deliveries, 0);
+    const burst = deliveriesFor(world, setup.deliveries ?? o.deliveries, 0);
     await sim.resetStats();
     const cpu0 = nodes.reduce((n, x) => n + cpuMs(x.child?.pid), 0);
+    const pg0 = setup.backend === 'postgres' ? postgresCpuMs() : 0;
+    const client0 = process.cpuUsage();
+    const m0 = machineTicks();
     let i = 0;
     const t0 = performance.now();
     const result = await autocannon({
@@ -241,22 +283,30 @@ async function runSetup(setup: ReplicaSetup, o: ReplicaBenchOptions, admin: pg.P
     await until(async () => (await p.pending()) === 0, 600_000, `${setup.label}: journal drained`);
     const drainMs = performance.now() - t0;
     const serviceCpuMs = nodes.reduce((n, x) => n + cpuMs(x.child?.pid), 0) - cpu0;
+    const postgresCpu = setup.backend === 'postgres' ? postgresCpuMs() - pg0 : 0;
+    const client = process.cpuUsage(client0);
+    const m1 = machineTicks();
     const stats = await sim.stats();
-    const adoption = await adoptionRun(nodes, o, world, p);
+    const adoption = setup.withAdoption === false ? undefined : await adoptionRun(nodes, o, world, p);
     return {
       ...setup,
       deliveries: burst.length,
       issues: world.issues.length,
-      ackPerSec: result.requests.average,
+      // autocannon's own average is over whole seconds (a 6.1 s run averages 6 buckets): count instead.
+      ackPerSec: (burst.length - result.non2xx) / (sendMs / 1000),
       ackP50Ms: result.latency.p50,
       ackP99Ms: result.latency.p99,
       non2xx: result.non2xx,
       sendMs,
       drainMs,
       labelWrites: stats.labelWrites,
+      giteaRequests: stats.requests,
       writesPerDelivery: stats.labelWrites / burst.length,
       serviceCpuMs,
-      adoption,
+      postgresCpuMs: postgresCpu,
+      clientCpuMs: (client.user + client.system) / 1000,
+      machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total),
+      ...(adoption ? { adoption } : {}),
     };
   } finally {
     await Promise.all(nodes.map((n) => stopNode(n, 'SIGTERM')));
