@@ -19,9 +19,14 @@ import { errorText } from './errors.js';
 import { BotIdentity } from './service/identity.js';
 import { HttpListener } from './service/listener.js';
 import { readinessOf } from './service/readiness.js';
-import { holderName, isLeader, startOrphanSweep, startPruning, StoreHealth } from './service/cluster.js';
-import { openStore, type Store } from './store/api.js';
+import { holderName, isLeader, pidAlive, startOrphanSweep, startPruning, StoreHealth } from './service/cluster.js';
+import type { SqliteLeases } from './store/sqlite/leases.js';
+import { hostname } from 'node:os';
+import { leaderName, openStore, type Store } from './store/api.js';
 import { isDefaultBranchPush } from './evaluation/payload.js';
+
+/** The cluster-wide jobs, each run by the holder of its leader lease (docs/architecture.md, "The store"). */
+const LEADER_JOBS = ['resume', 'prune', 'reconcile'] as const;
 
 /** A Gitea API, optionally with the client's circuit state (`GiteaClient.health()`). */
 export type GiteaWithHealth = GiteaApi & { health?(): { state: string; consecutiveFailures?: number } };
@@ -118,11 +123,11 @@ interface Pipeline {
 function createPipeline(config: Config, log: Logger, store: Store, holder: string, gitea: GiteaWithHealth, evaluator: Evaluator): Pipeline {
   const metrics = new ServiceMetrics();
   const flushes = new EventEmitter();
-  let pendingNow: number | undefined;
   const scheduler = new Scheduler({
     store: { deliveries: store.deliveries, leases: store.leases },
     holder,
     leaseTtlMs: config.leaseTtlMs,
+    coalescing: (subject) => coalescer.holds(subject),
     evaluator,
     concurrency: config.concurrency,
     maxAttempts: config.evalMaxAttempts,
@@ -144,14 +149,7 @@ function createPipeline(config: Config, log: Logger, store: Store, holder: strin
     },
   });
   metrics.setSources({
-    // The gauge reads the last count (the store is async); each scrape asks for the next one.
-    journalPending: () => {
-      store.deliveries.pendingCount().then(
-        (n) => (pendingNow = n),
-        () => undefined,
-      );
-      return pendingNow ?? 0;
-    },
+    journalPending: () => store.deliveries.pendingCount(),
     ...(gitea.health ? { giteaCircuit: () => gitea.health!().state } : {}),
     queue: () => ({ queued: scheduler.queued, running: scheduler.running, retrying: scheduler.retrying }),
   });
@@ -265,19 +263,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   const reconciler = createReconciler(options, store, holder, gitea, onJournaled, metrics, isShuttingDown);
   reconciler?.start();
 
-  // Deliveries journaled before the last stop (or crash) and not evaluated yet: the `resume` leader
-  // pages through them; the orphan sweep adopts what any process left behind.
-  isLeader(store.leases, 'resume', holder, config.leaseTtlMs)
-    .then((leader) => leader && scheduler.resume())
-    .catch((error: unknown) => log.error('resume failed', { error: errorText(error) }));
-  // A subject waiting in this process's coalescer is not an orphan: its window is about to release it.
-  const stopOrphanSweep = startOrphanSweep(
-    store.deliveries,
-    (subjects) => scheduler.adopt(subjects.filter((s) => !coalescer.holds(s))),
-    config.orphanSweepMs,
-    log,
-  );
-  const stopPruning = startPruning(store, holder, config.journalRetentionMs, log);
+  const stopJobs = startClusterJobs(config, log, store, holder, pipeline);
   const listener = new HttpListener(app, config, log);
 
   let stopping: Promise<void> | undefined;
@@ -285,11 +271,10 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     stopping ??= (async () => {
       shuttingDown = true;
       stopSignal.abort();
-      stopPruning();
-      stopOrphanSweep();
+      stopJobs();
       health.stop();
       reconciler?.stop();
-      await drainAndClose({ config, log, store, pipeline, listener, gitea: ownClient ? gitea : undefined });
+      await drainAndClose({ config, log, store, holder, pipeline, listener, gitea: ownClient ? gitea : undefined });
     })();
     return stopping;
   };
@@ -305,9 +290,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     store,
     holder,
     get journal(): Journal {
-      const journal = (store as { journal?: Journal }).journal;
-      if (!journal) throw new Error(`service.journal: the ${store.backend} store has no SQLite journal; use service.store`);
-      return journal;
+      return sqliteJournal(store);
     },
     scheduler,
     coalescer,
@@ -317,6 +300,50 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     registry: metrics.registry,
     reconciler,
   };
+}
+
+/**
+ * This process's share of the cluster's work: deliveries journaled before the last stop (or crash)
+ * and not evaluated yet, paged through by the `resume` leader; the orphan sweep, which adopts what
+ * any process left behind; retention pruning by the `prune` leader. Returns the stop function.
+ */
+function startClusterJobs(config: Config, log: Logger, store: Store, holder: string, pipeline: Pipeline): () => void {
+  const { scheduler, coalescer } = pipeline;
+  releaseDeadHolders(store, log)
+    .then(() => isLeader(store.leases, 'resume', holder, config.leaseTtlMs))
+    .then((leader) => leader && scheduler.resume())
+    .catch((error: unknown) => log.error('resume failed', { error: errorText(error) }));
+  // A subject waiting in this process's coalescer is not an orphan: its window is about to release it.
+  const stopOrphanSweep = startOrphanSweep(
+    store.deliveries,
+    (subjects) => scheduler.adopt(subjects.filter((s) => !coalescer.holds(s))),
+    config.orphanSweepMs,
+    log,
+  );
+  const stopPruning = startPruning(store, holder, config.journalRetentionMs, log);
+  return () => {
+    stopPruning();
+    stopOrphanSweep();
+  };
+}
+
+/**
+ * SQLite only (one host): leases of this host's processes that are gone are released at start, so a
+ * restart after a crash resumes at once (SqliteLeases `releaseDeadHolders`). PostgreSQL's leases
+ * expire: another replica adopts their subjects (docs/architecture.md, "The store").
+ */
+async function releaseDeadHolders(store: Store, log: Logger): Promise<void> {
+  const leases = store.leases as Partial<Pick<SqliteLeases, 'releaseDeadHolders'>>;
+  if (store.backend !== 'sqlite' || !leases.releaseDeadHolders) return;
+  const released = await leases.releaseDeadHolders(hostname(), pidAlive);
+  if (released > 0) log.info('leases of a process that is gone released', { released });
+}
+
+/** The SQLite store's journal (`Service.journal`). */
+function sqliteJournal(store: Store): Journal {
+  const journal = (store as { journal?: Journal }).journal;
+  if (!journal) throw new Error(`service.journal: the ${store.backend} store has no SQLite journal; use service.store`);
+  return journal;
 }
 
 /** The store's appends, each outcome telling the health monitor whether the store answered. */
@@ -337,11 +364,14 @@ function observedAppends(store: Store, health: StoreHealth): ReceiverDeps['journ
 }
 
 /**
- * A push to a repository's default branch bumps its context generation before the push is
- * journaled (and so before its 202): every replica's context loader sees the new generation before
- * it evaluates any event journaled after the push. Bumped before the append, so a failure answers
- * 503 with nothing journaled, and the sender's retry finds no duplicate; a bump whose append then
- * fails only drops caches once more.
+ * A push to a repository's default branch bumps its context generation before the push's 202 (with
+ * its append: see `ReceiverDeps.beforeJournal`): every replica's context loader sees the new
+ * generation before it evaluates any event journaled after the push. A failed bump answers 503;
+ * the redelivery bumps again (and answers `200 duplicate` if the row had committed). A bump whose
+ * append failed only drops caches once more. Gitea sends the push webhook from its push queue after
+ * the post-receive hook, once the refs moved (routers/private/hook_post_receive.go `HookPostReceive`
+ * → services/repository/push.go `PushUpdates`, `pushUpdates` → `notify_service.PushCommits`,
+ * v1.22.2 and v1.25.4): a context loaded after the bump reads the pushed config.
  */
 async function bumpOnPush(store: Store, delivery: NewDelivery, payload: Record<string, unknown>): Promise<void> {
   if (delivery.event !== 'push' || !delivery.repo || !isDefaultBranchPush(payload)) return;
@@ -358,6 +388,7 @@ async function drainAndClose(parts: {
   config: Config;
   log: Logger;
   store: Store;
+  holder: string;
   pipeline: Pipeline;
   listener: HttpListener;
   gitea: GiteaWithHealth | undefined;
@@ -371,9 +402,22 @@ async function drainAndClose(parts: {
   const drained = await scheduler.stop(config.shutdownTimeoutMs);
   if (!drained) log.warn('shutdown timeout: evaluations still running stay pending in the store', { timeoutMs: config.shutdownTimeoutMs });
   await listener.close(1000);
+  // The cluster's jobs go to another replica (or to this one's next start) at once.
+  await releaseLeadership(store, parts.holder, log);
   await store.close();
   (parts.gitea as { close?(): void } | undefined)?.close?.();
   log.info('stopped', { drained });
+}
+
+async function releaseLeadership(store: Store, holder: string, log: Logger): Promise<void> {
+  for (const job of LEADER_JOBS) {
+    try {
+      const lease = await store.leases.current(leaderName(job));
+      if (lease?.holder === holder) await store.leases.release(lease);
+    } catch (error) {
+      log.warn('leader lease not released: it expires by itself', { job, error: errorText(error) });
+    }
+  }
 }
 
 async function safeCount(store: Store): Promise<number | undefined> {

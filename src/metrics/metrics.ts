@@ -12,7 +12,8 @@ export interface ReceiverMetrics {
 
 /** Live values read on each scrape; set once the stages exist. */
 export interface MetricSources {
-  journalPending?: () => number;
+  /** The store's count of pending rows (async: a query on PostgreSQL). */
+  journalPending?: () => number | Promise<number>;
   queue?: () => { queued: number; running: number; retrying: number };
   /** The Gitea client's circuit: `closed`, `open` or `half-open`. */
   giteaCircuit?: () => string;
@@ -82,9 +83,9 @@ export class ServiceMetrics implements ReceiverMetrics {
       name: `${PREFIX}journal_pending`,
       help: 'Journaled deliveries waiting for evaluation.',
       registers: [this.registry],
-      collect() {
+      async collect() {
         const read = sources().journalPending;
-        if (read) this.set(safe(read));
+        if (read) this.set(await safeAsync(read));
       },
     });
     new Gauge({
@@ -154,10 +155,10 @@ export class ServiceMetrics implements ReceiverMetrics {
   }
 }
 
-/** A scrape must not fail because the journal just closed (shutdown). */
-function safe(read: () => number): number {
+/** A scrape must not fail because the store is unreachable or closed: 0 then. */
+async function safeAsync(read: () => number | Promise<number>): Promise<number> {
   try {
-    return read();
+    return await read();
   } catch {
     return 0;
   }

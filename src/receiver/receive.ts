@@ -20,8 +20,11 @@ export interface ReceiverDeps {
   /** Where deliveries are journaled: the store's deliveries (or a tool's journal). */
   journal: Pick<JournalApi, 'append'>;
   /**
-   * Runs before the append (after every check): its failure answers 503 with nothing journaled.
-   * The service bumps a repo's context generation on a push to its default branch here.
+   * Runs with the append (after every check; for duplicates too), and the answer waits for both:
+   * its failure answers 503 even when the append committed, so that a redelivery (Gitea's, or the
+   * load balancer's retry) runs it again and then answers `200 duplicate`. The service bumps a repo's
+   * context generation on a push to its default branch here; started in the same tick as the
+   * append, on SQLite both join one group commit (one transaction, one fsync).
    */
   beforeJournal?(delivery: NewDelivery, payload: Record<string, unknown>): Promise<void>;
   /** The bot's login once known (`GET /user`); its own events are recorded, never evaluated. */
@@ -116,8 +119,13 @@ export async function receiveDelivery(request: ReceivedRequest, deps: ReceiverDe
 
   let appended: 'accepted' | 'duplicate';
   try {
-    await deps.beforeJournal?.(delivery, payload as Record<string, unknown>);
-    appended = await deps.journal.append(delivery);
+    const alongside = deps.beforeJournal?.(delivery, payload as Record<string, unknown>);
+    const append = deps.journal.append(delivery);
+    // Both settle before the answer (no rejection left unhandled); either failing answers 503.
+    const [side, row] = await Promise.allSettled([alongside, append]);
+    if (row.status === 'rejected') throw row.reason;
+    if (side.status === 'rejected') throw side.reason;
+    appended = row.value;
   } catch (error) {
     log.error('journal unavailable', { error: errorText(error) });
     deps.metrics?.rejected(503);

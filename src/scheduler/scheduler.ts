@@ -35,6 +35,11 @@ export interface SchedulerOptions {
   holder?: string;
   /** A subject lease's time to live (ms), renewed every third of it while evaluating. Default 15 s. */
   leaseTtlMs?: number;
+  /**
+   * True while this process's coalescer holds notices of the subject: its window will schedule it,
+   * so the re-check after an evaluation leaves it alone (coalescing stays intact).
+   */
+  coalescing?: (subject: string) => boolean;
   evaluator: Evaluator;
   /** Evaluations running at once. */
   concurrency: number;
@@ -96,6 +101,12 @@ interface Entry {
 
 type Next = { retryInMs: number } | undefined;
 
+/** An evaluation's turn: where the subject goes next, and the rows to mark done once it went well. */
+interface Outcome {
+  next: Next;
+  done?: readonly string[];
+}
+
 /** How long evaluations may hold the event loop before they let I/O run (ms). */
 const SLICE_MS = 5;
 
@@ -109,6 +120,7 @@ export class Scheduler {
   private readonly store: SchedulerStore;
   private readonly holder: string;
   private readonly leaseTtlMs: number;
+  private readonly coalescing: (subject: string) => boolean;
   private readonly evaluator: Evaluator;
   private readonly concurrency: number;
   private readonly maxAttempts: number;
@@ -133,6 +145,17 @@ export class Scheduler {
   private stopping = false;
   /** A page of pending subjects is being read for resume. */
   private loadingPage = false;
+  /** Evaluations whose rows are being marked done and lease released, after their slot was freed. */
+  private tails = 0;
+  /** Consecutive failures to mark an evaluation's rows done (backoff of the re-run). */
+  private lostCommits = 0;
+  /** The leases of the evaluations running now. */
+  private readonly keepers = new Set<LeaseKeeper>();
+  /**
+   * Leases whose release failed (the store was unreachable): still this process's until they expire.
+   * The subject's next turn renews one instead of waiting for its expiry.
+   */
+  private readonly unreleased = new Map<string, Lease>();
   private adoptions = 0;
   /** When the evaluations of this turn of the event loop began (see sliceUsed). */
   private sliceStartedAt: number | undefined;
@@ -160,6 +183,7 @@ export class Scheduler {
     else throw new TypeError('Scheduler: a store or a journal is required');
     this.holder = options.holder ?? `scheduler-${process.pid}`;
     this.leaseTtlMs = options.leaseTtlMs ?? 15_000;
+    this.coalescing = options.coalescing ?? (() => false);
     this.evaluator = options.evaluator;
     this.concurrency = options.concurrency;
     this.maxAttempts = options.maxAttempts;
@@ -313,7 +337,7 @@ export class Scheduler {
     for (const timer of this.retryTimers.values()) clearTimeout(timer);
     this.retryTimers.clear();
     for (const [subject, entry] of this.entries) if (entry.phase !== 'running') this.entries.delete(subject);
-    if (this.active > 0) {
+    if (this.active > 0 || this.tails > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         new Promise<void>((resolve) => this.drainWaiters.push(resolve)),
@@ -324,6 +348,11 @@ export class Scheduler {
       ]);
       clearTimeout(timer);
     }
+    // Evaluations still running give their subjects up: another process may take them now, and
+    // whatever they would still write carries a token that is no longer current (refused).
+    await Promise.all([...this.keepers].map((k) => k.release()));
+    await Promise.all([...this.unreleased.values()].map((l) => this.store.leases?.release(l).catch(() => undefined)));
+    this.unreleased.clear();
     // What the finished evaluations recorded was committed before they finished (the store's writes resolve once committed).
     this.checkIdle();
     return this.active === 0;
@@ -470,11 +499,7 @@ export class Scheduler {
     } else {
       this.entries.delete(subject);
     }
-    if (this.active === 0) {
-      const waiters = this.drainWaiters;
-      this.drainWaiters = [];
-      for (const resolve of waiters) resolve();
-    }
+    if (this.active === 0 && this.tails === 0) this.resolveDrain();
   }
 
   /**
@@ -485,30 +510,113 @@ export class Scheduler {
    */
   private async evaluateUnderLease(subject: string, entry: Entry): Promise<Next> {
     const leases = this.store.leases;
-    if (!leases) return this.evaluate(subject, entry.batch, undefined);
-    const lease = await leases.acquire(subject, this.holder, this.leaseTtlMs);
+    if (!leases) {
+      const outcome = await this.evaluate(subject, entry.batch, undefined);
+      if (outcome.done) await this.store.deliveries.markDone(outcome.done);
+      return outcome.next;
+    }
+    const lease = await this.takeLease(leases, subject);
     if (!lease) {
       this.log.debug('subject leased by another process: left to it', { subject, batch: entry.batch });
       return undefined;
     }
     const keeper = new LeaseKeeper(leases, lease, this.leaseTtlMs, this.log);
-    let next: Next;
+    this.keepers.add(keeper);
+    let outcome: Outcome;
     try {
-      next = await this.evaluate(subject, entry.batch, { subject, token: lease.token });
-    } finally {
-      await keeper.release();
+      outcome = await this.evaluate(subject, entry.batch, { subject, token: lease.token });
+    } catch (error) {
+      this.finish(subject, entry.batch, keeper, undefined, false);
+      throw error;
     }
-    if (next === undefined && !this.stopping) {
-      const left = await this.store.deliveries.pendingFor(subject).catch(() => []);
-      if (left.length > 0) entry.dirty = true;
+    this.finish(subject, entry.batch, keeper, outcome.done, outcome.next === undefined);
+    return outcome.next;
+  }
+
+  /**
+   * The end of an evaluation under a lease, off its slot (the next evaluation need not wait for
+   * these commits; SQLite: they join the journal's group commit): its rows marked done, committed
+   * before the lease is released (a crash in between only means this idempotent evaluation runs
+   * again), then the subject checked once more, so rows that came in meanwhile, here or at another
+   * process, get their turn.
+   */
+  private finish(subject: string, batch: string, keeper: LeaseKeeper, done: readonly string[] | undefined, recheck: boolean): void {
+    this.tails++;
+    void this.finishTail(subject, batch, keeper, done, recheck)
+      .catch((error: unknown) => this.log.error('scheduler task failed', { subject, error: errorText(error) }))
+      .finally(() => {
+        this.tails--;
+        this.afterTail();
+      });
+  }
+
+  private async finishTail(subject: string, batch: string, keeper: LeaseKeeper, done: readonly string[] | undefined, recheck: boolean): Promise<void> {
+    let lost: unknown;
+    if (done) {
+      try {
+        await this.store.deliveries.markDone(done);
+        this.lostCommits = 0;
+      } catch (error) {
+        lost = error ?? new Error('commit failed');
+      }
     }
-    return next;
+    this.keepers.delete(keeper);
+    const kept = await keeper.release();
+    if (kept) this.unreleased.set(subject, kept);
+    if (this.stopping) return; // pending in the store: another process or the next start takes it
+    if (lost !== undefined) {
+      this.lostDone(subject, batch, lost);
+      return;
+    }
+    if (!recheck || this.coalescing(subject) || this.entries.has(subject)) return;
+    const left = await this.store.deliveries.pendingFor(subject).catch(() => []);
+    if (left.length > 0 && !this.stopping) {
+      this.enqueue(subject, batch);
+      this.pump();
+    }
+  }
+
+  /** The rows of an evaluation could not be marked done (disk full, store down): evaluate again later. */
+  private lostDone(subject: string, batch: string, error: unknown): void {
+    this.lostCommits++;
+    const retryInMs = this.backoff(this.lostCommits);
+    this.log.error('evaluation bookkeeping failed: journal unavailable', { subject, batch, error: errorText(error), retryInMs });
+    if (this.entries.has(subject)) {
+      // Coming back anyway (ready, queued, retry: it reads the store); running: once more after.
+      this.enqueue(subject, batch);
+      return;
+    }
+    const fresh: Entry = { phase: 'ready', batch, dirty: false, journalFailures: 0 };
+    this.entries.set(subject, fresh);
+    this.settle(subject, fresh, { retryInMs });
+  }
+
+  private afterTail(): void {
+    if (this.active === 0 && this.tails === 0) this.resolveDrain();
+    this.checkIdle();
+  }
+
+  private resolveDrain(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /** A grant of the subject's lease: this process's own unreleased one renewed, else a new one. */
+  private async takeLease(leases: LeaseStore, subject: string): Promise<Lease | undefined> {
+    const own = this.unreleased.get(subject);
+    if (own) {
+      this.unreleased.delete(subject);
+      const renewed = await leases.renew(own, this.leaseTtlMs);
+      if (renewed) return renewed;
+    }
+    return leases.acquire(subject, this.holder, this.leaseTtlMs);
   }
 
   /** One evaluation of a subject: its pending deliveries, newest state last. Returns a retry, if any. */
-  private async evaluate(subject: string, batch: string, fence: Fence | undefined): Promise<Next> {
+  private async evaluate(subject: string, batch: string, fence: Fence | undefined): Promise<Outcome> {
     const item = await this.workItem(subject, batch);
-    if (!item) return undefined;
+    if (!item) return { next: undefined };
     if (fence) item.fence = fence;
     const log = this.log.child({
       delivery: item.newest.id,
@@ -527,15 +635,12 @@ export class Scheduler {
       if (error instanceof StaleLeaseError) {
         // This process stalled past the lease's expiry and another took it: it evaluates these rows.
         log.warn('lease lost during the evaluation: nothing written, left to the new holder', { error: error.message });
-        return undefined;
+        return { next: undefined };
       }
-      return this.evaluationFailed(item, log, error, elapsedMs(started));
+      return { next: await this.evaluationFailed(item, log, error, elapsedMs(started)) };
     }
     const durationMs = elapsedMs(started);
     const ids = item.deliveries.map((d) => d.id);
-    // Committed before the lease is released (SQLite: it joins the journal's group commit): if it
-    // is lost in a crash, this idempotent evaluation runs again.
-    await this.store.deliveries.markDone(ids);
     log.info('evaluated', {
       deliveries: ids,
       durationMs,
@@ -544,7 +649,7 @@ export class Scheduler {
       ...(result?.note !== undefined ? { note: result.note } : {}),
     });
     this.callHook(() => this.hooks.onEvaluated?.('done', durationMs, item));
-    return undefined;
+    return { next: undefined, done: ids };
   }
 
   /**
@@ -633,6 +738,7 @@ export class Scheduler {
       this.queue.pending === 0 &&
       this.active === 0 &&
       this.retryTimers.size === 0 &&
+      this.tails === 0 &&
       this.resumeAfter === undefined &&
       !this.loadingPage
     );
@@ -722,17 +828,22 @@ class LeaseKeeper {
     }
   }
 
-  /** Stops renewing and gives the lease up (a failure leaves it to expire). */
-  async release(): Promise<void> {
+  /**
+   * Stops renewing and gives the lease up. Resolves with the lease when the release failed (the
+   * store unreachable): it stays this process's until it expires.
+   */
+  async release(): Promise<Lease | undefined> {
     clearInterval(this.timer);
     await this.renewing;
     const held = this.lease;
     this.lease = undefined;
-    if (!held) return;
+    if (!held) return undefined;
     try {
       await this.leases.release(held);
+      return undefined;
     } catch (error) {
       this.log.warn('lease release failed: it expires by itself', { subject: held.name, error: errorText(error) });
+      return held;
     }
   }
 }

@@ -15,6 +15,18 @@ export function holderName(): string {
   return `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 }
 
+/** Whether a process of this host runs with `pid` (signal 0 checks without sending anything). */
+export function pidAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it runs under another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
  * True when this process holds (or now takes, or renews) the leader lease of `job`. The lease lasts
  * `ttlMs`: a leader that dies hands the job over once it expired, at the next caller's attempt.

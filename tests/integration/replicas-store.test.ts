@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { dropSchemas, POSTGRES_REQUIRED, postgresUnavailable, skipLine, TEST_DATABASE_URL } from '../helpers/postgres.js';
-import { startStoreReplicas, type StoreReplicas } from '../helpers/store-replicas.js';
+import { type InProcessReplica, startStoreReplicas, type StoreReplicas } from '../helpers/store-replicas.js';
 import { waitFor } from '../helpers/wait.js';
 import { seedTriagedRepo, TRIAGE_YML } from './triage-harness.js';
 import type { NewDelivery } from '../../src/journal/types.js';
@@ -132,6 +132,33 @@ if (unavailable !== undefined && !POSTGRES_REQUIRED) {
 
       await r.replicas[leader]!.service.stop();
       await waitFor(() => swept(other) >= 1, { timeoutMs: 15_000, what: 'the other replica to take the sweep over' });
+    });
+
+    it('on stop, turns not ready at once and gives up the lease of an evaluation still running; the other replica takes it', async () => {
+      if (unavailable) throw new Error(`PostgreSQL at ${TEST_DATABASE_URL} is unreachable: ${unavailable}`);
+      r = await startStoreReplicas({
+        count: 2,
+        env: { SHUTDOWN_TIMEOUT_MS: '100', ORPHAN_SWEEP_MS: '200' },
+        seed: (sim) => seedTriagedRepo(sim, ORG, REPO),
+      });
+      const [a, b] = r.replicas as [InProcessReplica, InProcessReplica];
+      r.route = 0;
+      r.sim.setLatency(60_000); // A's evaluation waits on Gitea
+      const n = r.sim.openIssue(ORG, REPO, { user: 'alice', title: 'Crash on exit', body: 'stack trace' });
+      const subject = `${ORG}/${REPO}#${n}`;
+      await r.sim.awaitDeliveries();
+      await waitFor(async () => (await a.service.store.leases.current(subject))?.holder === a.service.holder, { what: 'A to hold the lease' });
+
+      const stopping = a.service.stop();
+      expect(a.service.readiness()).toMatchObject({ ready: false, reasons: ['shutting down'] });
+      await stopping;
+      expect(await b.service.store.leases.current(subject)).toBeUndefined();
+      expect((await b.service.store.deliveries.pendingFor(subject)).length).toBe(1);
+
+      r.sim.setLatency(0);
+      await waitFor(async () => (await b.service.store.deliveries.pendingCount()) === 0, { timeoutMs: 20_000, what: 'B to adopt and evaluate it' });
+      expect(b.logs.find({ msg: 'adopting pending subjects' }).length).toBeGreaterThanOrEqual(1);
+      expect(r.sim.issueLabels(ORG, REPO, n)).toContain('kind/bug');
     });
 
     it('uses the new config on replica B right after replica A acknowledged the push', async () => {

@@ -63,6 +63,28 @@ export class SqliteLeases implements LeaseStore {
     return row && live(row, this.now()) ? toLease(row) : undefined;
   }
 
+  /**
+   * Releases the live leases of processes that are gone: SQLite is one host's store, so a holder
+   * named `host:pid:…` (service/cluster.ts `holderName`) on this host whose pid no longer runs died
+   * holding them (a crash, SIGKILL). A restart then takes its subjects at once instead of waiting for
+   * their expiry. A pid that runs (maybe reused by another process) keeps its leases: they expire.
+   * Returns how many were released.
+   */
+  async releaseDeadHolders(host: string, isAlive: (pid: number) => boolean): Promise<number> {
+    const rows = this.db
+      .prepare<[number], LeaseRow>('SELECT name, holder, token, expires_at FROM store_leases WHERE holder IS NOT NULL AND expires_at > ?')
+      .all(this.now());
+    const dead = rows.filter((row) => {
+      const m = /^(.+):(\d+):[^:]+$/.exec(row.holder!);
+      return m !== null && m[1] === host && !isAlive(Number(m[2]));
+    });
+    if (dead.length === 0) return 0;
+    await this.committed(() => {
+      for (const row of dead) this.stmt.release.run(row.name, row.token, row.holder);
+    });
+    return dead.length;
+  }
+
   /** Throws {@link StaleLeaseError} unless `fence` carries the subject's current grant. */
   checkFence(fence: Fence): void {
     const row = this.stmt.get.get(fence.subject);

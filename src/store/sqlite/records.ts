@@ -1,4 +1,4 @@
-import type { OwnershipStore as SqliteOwnershipRecords } from '../../applier/ownership.js';
+import type { OwnershipStore as SqliteOwnershipRecords } from './ownership-records.js';
 import type { OwnershipStore } from '../api.js';
 
 /**

@@ -1,4 +1,5 @@
-import { type ChangeMeta, type LabelChange, OwnershipStore as SqliteOwnershipRecords } from '../../applier/ownership.js';
+import type { ChangeMeta, LabelChange } from '../../applier/ownership.js';
+import { OwnershipStore as SqliteOwnershipRecords } from './ownership-records.js';
 import { Journal } from '../../journal/journal.js';
 import type { JournalFilter } from '../../journal/api.js';
 import type { NewDelivery, StoredDelivery } from '../../journal/types.js';

@@ -1,4 +1,4 @@
-import { OwnershipStore as OwnershipRecords } from '../../applier/ownership.js';
+import { OwnershipStore as OwnershipRecords } from './ownership-records.js';
 import * as journalModule from '../../journal/journal.js';
 import type { GroupedWriter, Journal } from '../../journal/journal.js';
 

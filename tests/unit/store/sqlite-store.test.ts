@@ -1,9 +1,11 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { silentLogger } from '../../../src/log/logger.js';
 import { SqliteStore } from '../../../src/store/sqlite/store.js';
+import { pidAlive } from '../../../src/service/cluster.js';
 import { storeConformance } from '../../store/conformance.js';
 import { spawnTs } from '../../helpers/process.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -76,6 +78,32 @@ describe('sqlite store: its own tables', () => {
         await again.close();
       }
     } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('sqlite store: leases of processes that are gone', () => {
+  it('releases the live leases of a dead process of this host, and keeps those of running ones and other hosts', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-store-'));
+    const store = SqliteStore.open({ dataDir: dir, sync: 'normal', log: silentLogger() });
+    try {
+      // A pid that ran and exited: nothing runs with it now (barring reuse within this test).
+      const deadPid = spawnSync(process.execPath, ['-e', '']).pid;
+      const host = os.hostname();
+      await store.leases.acquire('acme/widgets#1', `${host}:${deadPid}:aaaa`, 60_000);
+      await store.leases.acquire('acme/widgets#2', `${host}:${process.pid}:bbbb`, 60_000);
+      await store.leases.acquire('acme/widgets#3', `elsewhere:${deadPid}:cccc`, 60_000);
+      await store.leases.acquire('acme/widgets#4', 'a-tool-holder', 60_000);
+
+      expect(pidAlive(deadPid)).toBe(false);
+      expect(await store.leases.releaseDeadHolders(host, pidAlive)).toBe(1);
+      expect(await store.leases.current('acme/widgets#1')).toBeUndefined();
+      for (const kept of ['acme/widgets#2', 'acme/widgets#3', 'acme/widgets#4']) expect(await store.leases.current(kept)).toBeDefined();
+      // The next grant of the released subject has the next token: the dead holder's is stale.
+      expect((await store.leases.acquire('acme/widgets#1', 'someone', 1_000))?.token).toBe(2);
+    } finally {
+      await store.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
