@@ -98,7 +98,8 @@ export async function runBackfill(options: BackfillOptions): Promise<BackfillSum
  * A work item for one listed issue, as if a delivery had just arrived for it. The listed issue is the
  * evaluation's starting state (`listedSnapshot`): `listedAt` (epoch ms, default now) is when it was listed.
  */
-export function backfillItem(owner: string, repo: string, issue: GiteaIssue, listedAt = Date.now()): WorkItem {
+export function backfillItem(typedOwner: string, typedRepo: string, issue: GiteaIssue, listedAt = Date.now()): WorkItem {
+  const [owner, repo] = canonicalNames(typedOwner, typedRepo, issue);
   const subject = issueSubject(owner, repo, issue.number);
   const payload = { action: 'backfill', number: issue.number, issue, repository: { owner: { login: owner }, name: repo, full_name: `${owner}/${repo}` } };
   const delivery: DeliveryInput = {
@@ -121,6 +122,20 @@ export function backfillItem(owner: string, repo: string, issue: GiteaIssue, lis
     payload,
   };
   return { subject, batch: 'backfill', attempt: 1, deliveries: [delivery], newest: delivery };
+}
+
+/**
+ * The repository's names as Gitea spells them, from the listed issue's `repository` (Gitea sets it
+ * from the repository row: services/convert/issue.go `toIssue`, `RepositoryMeta{Owner: issue.Repo.OwnerName,
+ * Name: issue.Repo.Name}`, v1.22.2 to v1.25.4), not as the operator typed them (Gitea finds
+ * `--repo ACME/widgets` case-insensitively). The subject key is then the one a webhook for the same
+ * issue carries (src/receiver/classify.ts), so the backfill and the service take the same lease.
+ */
+function canonicalNames(owner: string, repo: string, issue: GiteaIssue): [string, string] {
+  const meta = (issue as { repository?: { owner?: unknown; name?: unknown } }).repository;
+  const sameRepo = (a: unknown, b: string): a is string => typeof a === 'string' && a !== '' && !a.includes('/') && a.toLowerCase() === b.toLowerCase();
+  if (meta && sameRepo(meta.owner, owner) && sameRepo(meta.name, repo)) return [meta.owner, meta.name];
+  return [owner, repo];
 }
 
 export function splitRepo(full: string): [string, string] {

@@ -214,13 +214,14 @@ if (unavailable !== undefined && !POSTGRES_REQUIRED) {
       expect((JSON.parse(story.out) as { owned: { label: string }[] }).owned.map((o) => o.label)).toContain('kind/bug');
     });
 
-    it('backfill never evaluates an issue whose lease another process holds; it waits, then gives that one up', async () => {
+    it('backfill never evaluates an issue whose lease another process holds (whatever case --repo is typed in); it waits, then gives that one up', async () => {
       const busy = h.sim.addIssue(ORG, REPO, { user: 'alice', title: 'Renderer crashes on resize', body: 'It stops.' });
       const store = await openWritten();
       try {
         const held = await store.leases.acquire(`${ORG}/${REPO}#${busy}`, 'service-replica-a', 60_000);
         expect(held).toBeDefined();
-        const run = await runMain(backfillMain, ['--repo', `${ORG}/${REPO}`], rwEnv({ LEASE_TTL_MS: '200' }));
+        // Typed in another case (Gitea finds repositories case-insensitively): still the same lease.
+        const run = await runMain(backfillMain, ['--repo', `${ORG.toUpperCase()}/${REPO.toUpperCase()}`], rwEnv({ LEASE_TTL_MS: '200' }));
         expect(run.code).toBe(1);
         expect(run.err).toContain(`${ORG}/${REPO}#${busy} is being evaluated by service-replica-a`);
         expect(h.sim.issueLabels(ORG, REPO, busy)).toEqual([]);
