@@ -35,6 +35,9 @@ async function handle(m: GiteaRequest): Promise<unknown> {
       return [...gates].map(([name, gate]) => traffic(name, gate));
     case 'labels':
       return Object.fromEntries(m.numbers.map((n) => [n, sim.issueLabels(ORG, REPO, n)]));
+    case 'setFile':
+      sim.setFile(ORG, REPO, m.path, m.content);
+      return undefined;
     case 'faults':
       sim.setFaults(m.faults);
       return undefined;

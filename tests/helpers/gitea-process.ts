@@ -23,6 +23,7 @@ export type GiteaRequest =
   | { id: number; op: 'attach'; name: string }
   | { id: number; op: 'traffic' }
   | { id: number; op: 'labels'; numbers: number[] }
+  | { id: number; op: 'setFile'; path: string; content: string }
   | { id: number; op: 'faults'; faults: SimFaults }
   | { id: number; op: 'stats' }
   | { id: number; op: 'close' };
@@ -94,6 +95,11 @@ export class GiteaProcess {
   /** Label names of the org repository's issues, by number. */
   labels(numbers: number[]): Promise<Record<number, string[]>> {
     return this.call({ op: 'labels', numbers }) as Promise<Record<number, string[]>>;
+  }
+
+  /** Writes a file on the org repository's default branch, silently (the test sends the push delivery itself). */
+  async setFile(path: string, content: string): Promise<void> {
+    await this.call({ op: 'setFile', path, content });
   }
 
   async setFaults(faults: SimFaults): Promise<void> {

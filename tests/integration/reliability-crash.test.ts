@@ -23,7 +23,7 @@ describe('crash safety (one round)', () => {
   it('processes every 202 after a SIGKILL mid-burst and a restart, with the right labels applied once', async () => {
     s = await crashScenario({ rounds: 1, perRound: 100, items: 20, seed: 101, latencyMs: 10 });
     cleanups.push(() => s.close());
-    const out = crashOutcome(s);
+    const out = await crashOutcome(s);
     expect(s.drainExit).toBe(0);
     expect(s.rounds[0]!.acked.length).toBeGreaterThan(0);
     expect(out.figures.itemsCovered).toBeGreaterThan(s.items.length / 2);

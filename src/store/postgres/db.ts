@@ -43,10 +43,19 @@ export class Db {
 
   async connect(): Promise<DbClient> {
     const client = await this.pool.connect();
+    // pg-pool takes its idle 'error' listener off a client it hands out (pg-pool `_acquireClient`),
+    // and pg's Client emits 'error' when its connection ends unexpectedly: with no listener that
+    // would end the process while the database is unreachable. The query in flight rejects by
+    // itself (its caller answers 503); this listener only keeps the process up until `release`.
+    const onError = () => undefined;
+    client.on('error', onError);
     return {
       query: <R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, params?: Params) =>
         client.query<R>(this.sql(text), params as unknown[] | undefined),
-      release: (error?: Error) => client.release(error),
+      release: (error?: Error) => {
+        client.removeListener('error', onError);
+        client.release(error);
+      },
     };
   }
 }

@@ -6,7 +6,7 @@ import { request } from '../service.js';
 import type { SignedDelivery } from '../signing.js';
 import { waitFor } from '../wait.js';
 import { startGate, type Gate } from './gate.js';
-import { openJournal } from './journal-db.js';
+import { openStoreView, type StoreLocation } from '../store-view.js';
 import { BOT, burst, deliveryFor, ORG, REPO, SECRET, seedItems, seedRepo, tempDir, TOKEN, type Item } from './world.js';
 
 export const TRIAGE_CHILD = 'tests/helpers/reliability/triage-child.ts';
@@ -101,19 +101,19 @@ export async function crashRound(env: Record<string, string>, deliveries: Signed
 }
 
 /**
- * A clean run on the same DATA_DIR: starts the child and waits (reading the journal from outside)
+ * A clean run on the same store: starts the child and waits (reading the journal from outside)
  * until nothing is pending, then stops it with SIGTERM. Returns the child's exit code.
  */
-export async function drain(env: Record<string, string>, dataDir: string, timeoutMs = 60_000): Promise<number | null> {
+export async function drain(env: Record<string, string>, store: StoreLocation, timeoutMs = 60_000): Promise<number | null> {
   const child = await startChild(env);
-  const journal = openJournal(dataDir);
+  const journal = openStoreView(store);
   try {
-    await waitFor(() => journal.pending() === 0, { timeoutMs, intervalMs: 100, what: 'the journal to have nothing pending' });
+    await waitFor(async () => (await journal.pending()) === 0, { timeoutMs, intervalMs: 100, what: 'the journal to have nothing pending' });
   } catch (error) {
     await killHard(child); // never leave a child behind a failed test
     throw error;
   } finally {
-    journal.close();
+    await journal.close();
   }
   child.proc.child.kill('SIGTERM');
   const { code } = await child.proc.exited;
@@ -134,6 +134,11 @@ export interface CrashScenarioOptions {
    * kill also lands among evaluations in flight (label written, journal not yet marked).
    */
   latencyMs?: number;
+  /**
+   * The store: PostgreSQL at `databaseUrl` in `schema` (created by the service, dropped by the
+   * caller); default the SQLite journal in the scenario's DATA_DIR.
+   */
+  postgres?: { databaseUrl: string; schema: string };
 }
 
 export interface CrashScenario {
@@ -141,6 +146,8 @@ export interface CrashScenario {
   gate: Gate;
   items: Item[];
   dataDir: string;
+  /** Where the journal is: the DATA_DIR, or the PostgreSQL schema. */
+  store: StoreLocation;
   rounds: (RoundReport & { doneAtKill: number })[];
   /** Every delivery answered 202, over all rounds. */
   acked: Set<string>;
@@ -166,7 +173,9 @@ export async function crashScenario(options: CrashScenarioOptions): Promise<Cras
   const items = seedItems(sim, options.items);
   const gate = await startGate(sim);
   const dataDir = tempDir();
-  const env = childEnv(gate.url, dataDir, options.env);
+  const pgEnv: Record<string, string> = options.postgres ? { DATABASE_URL: options.postgres.databaseUrl, DATABASE_SCHEMA: options.postgres.schema } : {};
+  const env = childEnv(gate.url, dataDir, { ...pgEnv, ...options.env });
+  const store: StoreLocation = options.postgres ?? { dataDir };
   const random = mulberry32(options.seed);
   const acked = new Set<string>();
   const rounds: CrashScenario['rounds'] = [];
@@ -206,13 +215,13 @@ export async function crashScenario(options: CrashScenarioOptions): Promise<Cras
       const killAfter = Math.max(1, Math.floor(options.perRound * (0.1 + 0.8 * random())));
       const report = await crashRound(env, deliveries, killAfter);
       for (const id of report.acked) acked.add(id);
-      const journal = openJournal(dataDir);
-      const doneAtKill = [...journal.stateOf(report.acked).values()].filter((s) => s === 'done').length;
-      journal.close();
+      const journal = openStoreView(store);
+      const doneAtKill = [...(await journal.stateOf(report.acked)).values()].filter((s) => s === 'done').length;
+      await journal.close();
       rounds.push({ ...report, doneAtKill });
     }
-    const drainExit = await drain(env, dataDir);
-    return { sim, gate, items, dataDir, rounds, acked, drainExit, edited, editedAt, close };
+    const drainExit = await drain(env, store);
+    return { sim, gate, items, dataDir, store, rounds, acked, drainExit, edited, editedAt, close };
   } catch (error) {
     await close();
     throw error;
@@ -220,7 +229,7 @@ export async function crashScenario(options: CrashScenarioOptions): Promise<Cras
 }
 
 /** What a crash scenario must end with, as data a test compares in one `toEqual` each. */
-export function crashOutcome(s: CrashScenario): {
+export async function crashOutcome(s: CrashScenario): Promise<{
   /**
    * The labels each item must end with. Gitea never redelivers, so an item the kills left without any
    * journaled delivery is never evaluated and keeps no label; an item retitled halfway gets the new
@@ -236,11 +245,11 @@ export function crashOutcome(s: CrashScenario): {
   /** Labels any write took away (none expected: the scenario only ever adds). */
   lost: Record<number, string[]>;
   figures: { acked: number; itemsCovered: number; labelWrites: number; changingWrites: number; states: Record<string, number> };
-} {
-  const journal = openJournal(s.dataDir);
+}> {
+  const journal = openStoreView(s.store);
   try {
-    const covered = new Set(journal.numbers());
-    const coveredAfterEdit = new Set(journal.numbers(s.editedAt));
+    const covered = new Set(await journal.numbers());
+    const coveredAfterEdit = new Set(await journal.numbers(s.editedAt));
     const expected = Object.fromEntries(
       s.items.map((i) => {
         if (!covered.has(i.number)) return [i.number, []];
@@ -248,7 +257,7 @@ export function crashOutcome(s: CrashScenario): {
         return [i.number, [...i.expected].sort()];
       }),
     );
-    const notDone = [...journal.stateOf(s.acked)].filter(([, state]) => state !== 'done');
+    const notDone = [...(await journal.stateOf(s.acked))].filter(([, state]) => state !== 'done');
     const writes = s.gate.changingWrites();
     const gained: Record<number, string[]> = {};
     const lost: Record<number, string[]> = {};
@@ -261,7 +270,7 @@ export function crashOutcome(s: CrashScenario): {
     return {
       expected,
       notDone,
-      integrity: journal.integrity(),
+      integrity: await journal.integrity(),
       labels: Object.fromEntries(s.items.map((i) => [i.number, s.sim.issueLabels(ORG, REPO, i.number)])),
       gained,
       lost,
@@ -270,10 +279,10 @@ export function crashOutcome(s: CrashScenario): {
         itemsCovered: covered.size,
         labelWrites: s.gate.labelWrites.length,
         changingWrites: [...writes.values()].reduce((n, w) => n + w.length, 0),
-        states: journal.states(),
+        states: await journal.states(),
       },
     };
   } finally {
-    journal.close();
+    await journal.close();
   }
 }
