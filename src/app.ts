@@ -319,6 +319,8 @@ function startClusterJobs(config: Config, log: Logger, store: Store, holder: str
     (subjects) => scheduler.adopt(subjects.filter((s) => !coalescer.holds(s))),
     config.orphanSweepMs,
     log,
+    // Two coalescer windows: a live replica has flushed and leased the subject by then.
+    Math.max(2 * config.batchWindowMs, 1000),
   );
   const stopPruning = startPruning(store, holder, config.journalRetentionMs, log);
   return () => {

@@ -61,20 +61,24 @@ export function startPruning(store: Store, holder: string, retentionMs: number, 
  * Adoption: every `periodMs`, subjects with pending rows and no live lease (their process died, or
  * their rows came in while another process held the lease) are handed to `adopt`. With the lease's
  * time to live, this bounds how long a dead replica's acknowledged deliveries wait:
- * `LEASE_TTL_MS + ORPHAN_SWEEP_MS` plus one evaluation. Returns the stop function.
+ * `LEASE_TTL_MS + ORPHAN_SWEEP_MS` plus one evaluation. A subject whose newest pending row is younger
+ * than `graceMs` is left alone: it is in its receiver's coalescer window (on another replica, whose
+ * `coalescer.holds` this process cannot see), and adopting it would split the batch.
+ * Returns the stop function.
  */
 export function startOrphanSweep(
   deliveries: Pick<DeliveryStore, 'orphanedSubjects'>,
   adopt: (subjects: string[]) => number,
   periodMs: number,
   log: Logger,
+  graceMs = 0,
 ): () => void {
   let running = false;
   const sweep = async () => {
     if (running) return;
     running = true;
     try {
-      const orphans = await deliveries.orphanedSubjects(256);
+      const orphans = await deliveries.orphanedSubjects(256, Date.now() - graceMs);
       if (orphans.length > 0) adopt(orphans.map((o) => o.subject));
     } catch (error) {
       log.warn('orphan sweep failed', { error: errorText(error) });

@@ -31,9 +31,11 @@ export interface DeliveryStore {
   pendingSubjects(limit: number, afterSeq?: number): Promise<{ subject: string; firstSeq: number }[]>;
   /**
    * Like {@link pendingSubjects}, only subjects whose lease nobody holds (none, released or
-   * expired): pending work of a process that died, for another one to adopt.
+   * expired): pending work of a process that died, for another one to adopt. With
+   * `receivedBefore` (epoch ms), only subjects whose newest pending row came in before it: a row
+   * just acknowledged waits in its receiver's coalescer window, and is not an orphan yet.
    */
-  orphanedSubjects(limit: number): Promise<{ subject: string; firstSeq: number }[]>;
+  orphanedSubjects(limit: number, receivedBefore?: number): Promise<{ subject: string; firstSeq: number }[]>;
   pendingCount(): Promise<number>;
   /** State changes: resolve once committed. */
   markDone(ids: readonly string[]): Promise<void>;

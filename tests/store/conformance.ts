@@ -227,6 +227,16 @@ export function storeConformance(backend: string, harness: StoreHarness): void {
       expect((await b.deliveries.orphanedSubjects(10)).map((s) => s.subject)).toEqual(['acme/widgets#1', 'acme/widgets#2', 'acme/widgets#3']);
       expect(await b.deliveries.orphanedSubjects(1)).toHaveLength(1);
     });
+
+    it('leaves a subject whose newest pending row came in after the cutoff: it is in its receiver\'s window', async () => {
+      const { a, b } = await open();
+      const rows = [];
+      for (const n of [1, 2]) rows.push(delivery({ number: n }));
+      for (const row of rows) await a.deliveries.append(row);
+      const received = await Promise.all(rows.map(async (row) => (await a.deliveries.get(row.id))!.receivedAt));
+      expect(await b.deliveries.orphanedSubjects(10, Math.min(...received))).toEqual([]);
+      expect((await b.deliveries.orphanedSubjects(10, Math.max(...received) + 1)).map((s) => s.subject)).toEqual(['acme/widgets#1', 'acme/widgets#2']);
+    });
   });
 
   describe(`${backend} store: ownership records`, () => {

@@ -150,14 +150,14 @@ export class PgDeliveries implements DeliveryStore {
     return rows.map((r) => ({ subject: r.subject, firstSeq: Number(r.first_seq) }));
   }
 
-  async orphanedSubjects(limit: number): Promise<{ subject: string; firstSeq: number }[]> {
+  async orphanedSubjects(limit: number, receivedBefore?: number): Promise<{ subject: string; firstSeq: number }[]> {
     const { rows } = await this.db.query<{ subject: string; first_seq: string }>(
       `SELECT d.subject, min(d.seq) AS first_seq FROM {deliveries} d
         WHERE d.state = 'pending' AND d.subject IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM {leases} l
                            WHERE l.name = d.subject AND l.holder IS NOT NULL AND l.expires_at > ${NOW_MS})
-        GROUP BY d.subject ORDER BY first_seq LIMIT $1`,
-      [limit],
+        GROUP BY d.subject HAVING max(d.received_at) < $2 ORDER BY first_seq LIMIT $1`,
+      [limit, receivedBefore ?? Number.MAX_SAFE_INTEGER],
     );
     return rows.map((r) => ({ subject: r.subject, firstSeq: Number(r.first_seq) }));
   }

@@ -69,7 +69,8 @@ function readOnlyDeliveries(reader: JournalReader, refuse: (what: string) => Pro
     get: async (id) => reader.get(id),
     pendingFor: async (subject) => pending({ subject }),
     pendingSubjects: async (limit, afterSeq = 0) => subjects(pending()).filter((s) => s.firstSeq > afterSeq).slice(0, limit),
-    orphanedSubjects: async (limit) => subjects(pending()).slice(0, limit),
+    orphanedSubjects: async (limit, receivedBefore) =>
+      subjects(pending().filter((d) => receivedBefore === undefined || d.receivedAt < receivedBefore)).slice(0, limit),
     pendingCount: async () => pending().length,
     markDone: () => refuse('mark deliveries done'),
     recordFailure: () => refuse('record a failure'),

@@ -69,12 +69,12 @@ class SqliteDeliveries implements DeliveryStore {
     private readonly journal: Journal,
     private readonly now: () => number,
   ) {
-    this.orphansStmt = journal.db.prepare<[number, number], { subject: string; firstSeq: number }>(
+    this.orphansStmt = journal.db.prepare<[number, number, number], { subject: string; firstSeq: number }>(
       `SELECT d.subject AS subject, MIN(d.seq) AS firstSeq FROM deliveries d
         WHERE d.state = 'pending' AND d.subject IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM store_leases l
                            WHERE l.name = d.subject AND l.holder IS NOT NULL AND l.expires_at > ?)
-        GROUP BY d.subject ORDER BY firstSeq LIMIT ?`,
+        GROUP BY d.subject HAVING MAX(d.received_at) < ? ORDER BY firstSeq LIMIT ?`,
     );
     this.activityStmt = journal.db.prepare<[], { repo: string; newest: string | null }>(
       `SELECT repo, max(CASE WHEN number IS NOT NULL THEN updated_at END) AS newest
@@ -109,8 +109,8 @@ class SqliteDeliveries implements DeliveryStore {
     return this.journal.pendingSubjects(limit, afterSeq);
   }
 
-  async orphanedSubjects(limit: number): Promise<{ subject: string; firstSeq: number }[]> {
-    return this.orphansStmt.all(this.now(), limit);
+  async orphanedSubjects(limit: number, receivedBefore?: number): Promise<{ subject: string; firstSeq: number }[]> {
+    return this.orphansStmt.all(this.now(), receivedBefore ?? Number.MAX_SAFE_INTEGER, limit);
   }
 
   async pendingCount(): Promise<number> {
