@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream';
 import winston from 'winston';
 
 /**
@@ -30,7 +29,7 @@ export interface LogFields {
 export interface ServiceLoggerOptions {
   level: 'error' | 'warn' | 'info' | 'debug';
   format: 'json' | 'pretty';
-  /** Where lines go; stdout by default. Tests pass a {@link LogCapture}'s stream. */
+  /** Where lines go; stdout by default. Tests pass a LogCapture's stream (tests/helpers/log-capture.ts). */
   stream?: NodeJS.WritableStream;
   /** Strings that must never appear in a line (token, secrets): replaced by `[redacted]`. */
   redact?: readonly string[];
@@ -98,28 +97,6 @@ export function createLogger(options: LoggerOptions): Logger {
     format: winston.format.combine(shape(redact), service.format === 'pretty' ? pretty : winston.format.json()),
     transports: [new winston.transports.Stream({ stream: service.stream ?? process.stdout })],
   });
-}
-
-/** Collects log lines in memory, parsed (tests assert on their fields). */
-export class LogCapture {
-  readonly lines: Record<string, unknown>[] = [];
-  readonly stream = new Writable({
-    write: (chunk: Buffer, _enc, done) => {
-      for (const line of chunk.toString('utf8').split('\n')) {
-        if (line.trim()) this.lines.push(JSON.parse(line) as Record<string, unknown>);
-      }
-      done();
-    },
-  });
-
-  /** Lines whose fields all equal the given ones. */
-  find(fields: Record<string, unknown>): Record<string, unknown>[] {
-    return this.lines.filter((l) => Object.entries(fields).every(([k, v]) => l[k] === v));
-  }
-
-  get text(): string {
-    return this.lines.map((l) => JSON.stringify(l)).join('\n');
-  }
 }
 
 /** `createLogger` with `silent: true`: writes nowhere. */

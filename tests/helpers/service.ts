@@ -6,7 +6,8 @@ import { createService, type EvaluatorFactory, type Service } from '../../src/ap
 import { loadConfig, type Config } from '../../src/config/config.js';
 import type { GiteaApi } from '../../src/gitea/api.js';
 import type { NewDelivery } from '../../src/journal/types.js';
-import { createLogger, LogCapture } from '../../src/log/logger.js';
+import { createLogger } from '../../src/log/logger.js';
+import { LogCapture } from './log-capture.js';
 import type { EvaluationResult, Evaluator, WorkItem } from '../../src/scheduler/types.js';
 import { FIXTURE_SECRET, type SignedDelivery } from './signing.js';
 import { SimGitea } from '../../src/simgitea/index.js';

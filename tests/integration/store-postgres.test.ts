@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import net from 'node:net';
 import pg from 'pg';
-import { LogCapture, createLogger, silentLogger } from '../../src/log/logger.js';
+import { createLogger, silentLogger } from '../../src/log/logger.js';
+import { LogCapture } from '../helpers/log-capture.js';
 import { openStore } from '../../src/store/api.js';
 import { PostgresStore } from '../../src/store/postgres/store.js';
 import { delivery, storeConformance } from '../store/conformance.js';

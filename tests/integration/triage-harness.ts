@@ -4,7 +4,8 @@ import path from 'node:path';
 import { createService, type Service } from '../../src/app.js';
 import { OwnershipStore } from '../../src/applier/ownership.js';
 import { loadConfig } from '../../src/config/config.js';
-import { createLogger, LogCapture } from '../../src/log/logger.js';
+import { createLogger } from '../../src/log/logger.js';
+import { LogCapture } from '../helpers/log-capture.js';
 import { SimGitea, type SimGiteaOptions } from '../../src/simgitea/sim.js';
 import { createTriageEvaluator } from '../../src/service/triage.js';
 

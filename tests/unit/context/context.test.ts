@@ -3,7 +3,8 @@ import { ContextLoader, singleFileTemplate } from '../../../src/context/context.
 import type { GiteaApi } from '../../../src/gitea/api.js';
 import { GiteaError } from '../../../src/gitea/errors.js';
 import type { GiteaIssueTemplate, GiteaLabel } from '../../../src/gitea/types.js';
-import { createLogger, LogCapture } from '../../../src/log/logger.js';
+import { createLogger } from '../../../src/log/logger.js';
+import { LogCapture } from '../../helpers/log-capture.js';
 
 /**
  * A repository's side of Gitea for the context loader, in memory: the loader's caching (TTL, shared

@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { GITEA_SIZE_LIMITS, GiteaClient, type GiteaClientOptions } from '../../../src/gitea/client.js';
 import { GiteaError } from '../../../src/gitea/errors.js';
-import { createLogger, LogCapture, silentLogger } from '../../../src/log/logger.js';
+import { createLogger, silentLogger } from '../../../src/log/logger.js';
+import { LogCapture } from '../../helpers/log-capture.js';
 import { SimGitea } from '../../../src/simgitea/index.js';
 
 const TOKEN = 'client-test-token-5f3a9c';

@@ -6,7 +6,8 @@ import Database from 'better-sqlite3';
 import { OwnershipStore } from '../../../src/applier/ownership.js';
 import { Journal } from '../../../src/journal/journal.js';
 import type { NewDelivery } from '../../../src/journal/types.js';
-import { LogCapture, createLogger, silentLogger } from '../../../src/log/logger.js';
+import { createLogger, silentLogger } from '../../../src/log/logger.js';
+import { LogCapture } from '../../helpers/log-capture.js';
 import { spawnTs } from '../../helpers/process.js';
 import { waitFor } from '../../helpers/wait.js';
 

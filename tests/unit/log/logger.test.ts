@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from '@jest/globals';
-import { createLogger, LogCapture, type Logger, silentLogger } from '../../../src/log/logger.js';
+import { createLogger, type Logger, silentLogger } from '../../../src/log/logger.js';
+import { LogCapture } from '../../helpers/log-capture.js';
 
 /** A stream that keeps what is written to it as text. */
 function textSink(): { stream: Writable; text(): string } {

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Journal } from '../../../src/journal/journal.js';
 import type { NewDelivery } from '../../../src/journal/types.js';
-import { createLogger, LogCapture } from '../../../src/log/logger.js';
+import { createLogger } from '../../../src/log/logger.js';
+import { LogCapture } from '../../helpers/log-capture.js';
 import { receiveDelivery, type ReceiverDeps } from '../../../src/receiver/receive.js';
 import { fixtureDelivery, FIXTURE_SECRET, lowerCased, signDelivery, type SignedDelivery } from '../../helpers/signing.js';
 

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { createLogger, LogCapture } from '../../../src/log/logger.js';
+import { createLogger } from '../../../src/log/logger.js';
+import { LogCapture } from '../../helpers/log-capture.js';
 import { captureIO } from '../../helpers/capture-io.js';
 import { buildTimeline, clockTime, formatDuration, logsMain, parseIssueArg, selectRecords, summarize } from '../../../src/tools/logs.js';
 
