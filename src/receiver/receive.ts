@@ -117,17 +117,8 @@ export async function receiveDelivery(request: ReceivedRequest, deps: ReceiverDe
     ...(reason !== undefined ? { reason } : {}),
   };
 
-  let appended: 'accepted' | 'duplicate';
-  try {
-    const alongside = deps.beforeJournal?.(delivery, payload as Record<string, unknown>);
-    const append = deps.journal.append(delivery);
-    // Both settle before the answer (no rejection left unhandled); either failing answers 503.
-    const [side, row] = await Promise.allSettled([alongside, append]);
-    if (row.status === 'rejected') throw row.reason;
-    if (side.status === 'rejected') throw side.reason;
-    appended = row.value;
-  } catch (error) {
-    log.error('journal unavailable', { error: errorText(error) });
+  const appended = await journal(delivery, payload as Record<string, unknown>, deps, log);
+  if (appended === 'unavailable') {
     deps.metrics?.rejected(503);
     deps.metrics?.delivery(event, 'rejected');
     return { status: 503, body: { error: 'journal unavailable' } };
@@ -152,6 +143,30 @@ export async function receiveDelivery(request: ReceivedRequest, deps: ReceiverDe
   }
   deps.metrics?.delivery(event, 'accepted');
   return { status: 202, body: { status: 'accepted', delivery: id }, delivery };
+}
+
+/**
+ * Appends the delivery, with the receiver's side write (`beforeJournal`: a push's context generation)
+ * started beside it. Both settle before the answer (no rejection left unhandled); either failing is
+ * `unavailable`, answered 503: never a 202 without the commit.
+ */
+async function journal(
+  delivery: NewDelivery,
+  payload: Record<string, unknown>,
+  deps: ReceiverDeps,
+  log: Logger,
+): Promise<'accepted' | 'duplicate' | 'unavailable'> {
+  try {
+    const alongside = deps.beforeJournal?.(delivery, payload);
+    const append = deps.journal.append(delivery);
+    const [side, row] = await Promise.allSettled([alongside, append]);
+    if (row.status === 'rejected') throw row.reason;
+    if (side.status === 'rejected') throw side.reason;
+    return row.value;
+  } catch (error) {
+    log.error('journal unavailable', { error: errorText(error) });
+    return 'unavailable';
+  }
 }
 
 function header(headers: ReceivedRequest['headers'], name: string): string | undefined {
