@@ -398,11 +398,14 @@ async function drainAndClose(parts: {
   const { config, log, store, listener } = parts;
   const { scheduler, coalescer } = parts.pipeline;
   log.info('stopping', { pending: await safeCount(store), running: scheduler.running, timeoutMs: config.shutdownTimeoutMs });
-  listener.stopAccepting();
+  // The listener stays open while the evaluations drain: `/readyz` answers 503 and webhooks 503
+  // (`shutting down`, before the body is read) on new connections too, so a probe sees the stop at
+  // once and a load balancer retries the delivery on another replica (docs/architecture.md, "Health").
   coalescer.flush();
   coalescer.stop();
   const drained = await scheduler.stop(config.shutdownTimeoutMs);
   if (!drained) log.warn('shutdown timeout: evaluations still running stay pending in the store', { timeoutMs: config.shutdownTimeoutMs });
+  listener.stopAccepting();
   await listener.close(1000);
   // The cluster's jobs go to another replica (or to this one's next start) at once.
   await releaseLeadership(store, parts.holder, log);
