@@ -4,8 +4,8 @@
  * evaluator's event loop, and the figures would charge Gitea's CPU to the service. The child
  * seeds the same world (`seedWorld`) and answers for its counters over the IPC channel.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { ChildRpc, type ChildReply, type WithoutId } from '../../src/simgitea/child-rpc.js';
 import type { SimStats } from '../../src/simgitea/sim.js';
 
 export interface SimProcessOptions {
@@ -26,49 +26,24 @@ export type SimRequest =
   | { id: number; op: 'reset' }
   | { id: number; op: 'close' };
 
-/** A request as the parent writes it: `call` adds the id. */
-type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
-
-export type SimReply =
-  | { op: 'ready'; url: string; token: string; botLogin: string }
-  | { id: number; ok: true; value?: unknown }
-  | { id: number; ok: false; error: string };
+export type SimReply = ChildReply<{ url: string; token: string; botLogin: string }>;
 
 export class SimProcess {
-  private nextId = 1;
-  private readonly waiting = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
-  private exited: Error | undefined;
+  private constructor(private readonly rpc: ChildRpc<SimRequest, { url: string; token: string; botLogin: string }>) {}
 
-  private constructor(
-    private readonly child: ChildProcess,
-    readonly url: string,
-    readonly token: string,
-    readonly botLogin: string,
-  ) {
-    child.on('message', (m: SimReply) => {
-      if (!('id' in m)) return;
-      const w = this.waiting.get(m.id);
-      this.waiting.delete(m.id);
-      if (m.ok) w?.resolve(m.value);
-      else w?.reject(new Error(`simulated Gitea: ${m.error}`));
-    });
-    child.on('exit', (code, signal) => {
-      this.exited = new Error(`simulated Gitea exited (${signal ?? `code ${code}`})`);
-      for (const w of this.waiting.values()) w.reject(this.exited);
-      this.waiting.clear();
-    });
+  get url(): string {
+    return this.rpc.ready.url;
+  }
+  get token(): string {
+    return this.rpc.ready.token;
+  }
+  get botLogin(): string {
+    return this.rpc.ready.botLogin;
   }
 
   /** Forks `sim-child.ts` (with this process's `--import tsx`) and waits for its server to listen. */
   static async start(options: SimProcessOptions): Promise<SimProcess> {
-    const child = fork(fileURLToPath(new URL('./sim-child.ts', import.meta.url)), [JSON.stringify(options)], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    const ready = await new Promise<Extract<SimReply, { op: 'ready' }>>((resolve, reject) => {
-      child.once('message', (m: SimReply) => ('op' in m && m.op === 'ready' ? resolve(m) : reject(new Error('simulated Gitea: unexpected first message'))));
-      child.once('exit', (code, signal) => reject(new Error(`simulated Gitea exited before listening (${signal ?? `code ${code}`})`)));
-    });
-    return new SimProcess(child, ready.url, ready.token, ready.botLogin);
+    return new SimProcess(await ChildRpc.start(fileURLToPath(new URL('./sim-child.ts', import.meta.url)), options));
   }
 
   seed(repos: number, issuesPerRepo: number): Promise<SeededWorld> {
@@ -83,19 +58,11 @@ export class SimProcess {
     await this.call({ op: 'reset' });
   }
 
-  async close(): Promise<void> {
-    if (this.exited) return;
-    const gone = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    await this.call({ op: 'close' }).catch(() => undefined);
-    await gone;
+  close(): Promise<void> {
+    return this.rpc.close();
   }
 
   private call(request: WithoutId<SimRequest>): Promise<unknown> {
-    if (this.exited) return Promise.reject(this.exited);
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
-      this.child.send({ ...request, id });
-    });
+    return this.rpc.call(request);
   }
 }

@@ -4,8 +4,8 @@
  * tests' world, with one port per replica so every Gitea request is attributed to the replica that
  * made it. Requests go over the IPC channel; each is answered by a reply with the same id.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { ChildRpc, type ChildReply, type WithoutId } from '../../src/simgitea/child-rpc.js';
 import type { SimFaults, SimStats } from '../../src/simgitea/sim.js';
 import { REPO_ROOT } from './process.js';
 import type { GateRequest, LabelWrite } from './reliability/gate.js';
@@ -28,9 +28,7 @@ export type GiteaRequest =
   | { id: number; op: 'stats' }
   | { id: number; op: 'close' };
 
-export type GiteaReply = { op: 'ready'; url: string } | { id: number; ok: true; value?: unknown } | { id: number; ok: false; error: string };
-
-type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
+export type GiteaReply = ChildReply<{ url: string }>;
 
 export interface GiteaProcessOptions {
   /** Added to every API request, plus up to `jitterMs` (seeded). */
@@ -40,41 +38,17 @@ export interface GiteaProcessOptions {
 }
 
 export class GiteaProcess {
-  private nextId = 1;
-  private readonly waiting = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
-  private exited: Error | undefined;
+  private constructor(private readonly rpc: ChildRpc<GiteaRequest, { url: string }>) {}
 
-  private constructor(
-    private readonly child: ChildProcess,
-    /** The sim itself (no attribution): for the test's own look-ups. */
-    readonly url: string,
-  ) {
-    child.on('message', (m: GiteaReply) => {
-      if (!('id' in m)) return;
-      const w = this.waiting.get(m.id);
-      this.waiting.delete(m.id);
-      if (m.ok) w?.resolve(m.value);
-      else w?.reject(new Error(`simulated Gitea: ${m.error}`));
-    });
-    child.on('exit', (code, signal) => {
-      this.exited = new Error(`simulated Gitea exited (${signal ?? `code ${code}`})`);
-      for (const w of this.waiting.values()) w.reject(this.exited);
-      this.waiting.clear();
-    });
+  /** The sim itself (no attribution): for the test's own look-ups. */
+  get url(): string {
+    return this.rpc.ready.url;
   }
 
   /** Forks tests/helpers/gitea-child.ts under `node --import tsx` and waits for its server to listen. */
   static async start(options: GiteaProcessOptions = {}): Promise<GiteaProcess> {
-    const child = fork(fileURLToPath(new URL('./gitea-child.ts', import.meta.url)), [JSON.stringify(options)], {
-      cwd: REPO_ROOT,
-      execArgv: ['--import', 'tsx'],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    const ready = await new Promise<Extract<GiteaReply, { op: 'ready' }>>((resolve, reject) => {
-      child.once('message', (m: GiteaReply) => ('op' in m && m.op === 'ready' ? resolve(m) : reject(new Error('simulated Gitea: unexpected first message'))));
-      child.once('exit', (code, signal) => reject(new Error(`simulated Gitea exited before listening (${signal ?? `code ${code}`})`)));
-    });
-    return new GiteaProcess(child, ready.url);
+    const entry = fileURLToPath(new URL('./gitea-child.ts', import.meta.url));
+    return new GiteaProcess(await ChildRpc.start(entry, options, { cwd: REPO_ROOT, execArgv: ['--import', 'tsx'] }));
   }
 
   /** Creates the org repository (once) and `items` more issues and pull requests; returns them. */
@@ -110,20 +84,12 @@ export class GiteaProcess {
     return this.call({ op: 'stats' }) as Promise<SimStats>;
   }
 
-  async close(): Promise<void> {
-    if (this.exited) return;
-    const gone = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    await this.call({ op: 'close' }).catch(() => undefined);
-    await gone;
+  close(): Promise<void> {
+    return this.rpc.close();
   }
 
   private call(request: WithoutId<GiteaRequest>): Promise<unknown> {
-    if (this.exited) return Promise.reject(this.exited);
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
-      this.child.send({ ...request, id });
-    });
+    return this.rpc.call(request);
   }
 }
 
