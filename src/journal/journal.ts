@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { type DeliveryRow, toStored } from './rows.js';
 import type { Logger } from '../log/logger.js';
 import type { JournalApi, JournalFilter } from './api.js';
 import { BackgroundCheckpointer } from './checkpointer.js';
@@ -35,24 +36,9 @@ const AUTOCHECKPOINT_PAGES = 1000;
 /** With the background checkpointer: only a safety net, should it fall behind (64 MiB of 4 KiB pages). */
 const SAFETY_AUTOCHECKPOINT_PAGES = 16384;
 
-/** Raw row of the `deliveries` table. */
-interface Row {
+/** Raw row of the `deliveries` table (SQLite gives numbers for its integers). */
+interface Row extends DeliveryRow {
   seq: number;
-  id: string;
-  event: string;
-  event_type: string;
-  action: string | null;
-  subject: string | null;
-  repo: string | null;
-  number: number | null;
-  updated_at: string | null;
-  sender: string | null;
-  headers: string;
-  body: string;
-  state: DeliveryState;
-  reason: string | null;
-  attempts: number;
-  last_error: string | null;
   received_at: number;
   finished_at: number | null;
 }
@@ -733,38 +719,6 @@ export function queryDeliveries(db: Database.Database, filter: JournalFilter): S
   }
   const rows = db.prepare<(string | number)[], Row>(sql).all(...params);
   return rows.reverse().map(toStored);
-}
-
-function toStored(row: Row): StoredDelivery {
-  const stored: StoredDelivery = {
-    seq: row.seq,
-    id: row.id,
-    event: row.event,
-    eventType: row.event_type,
-    action: row.action,
-    subject: row.subject,
-    repo: row.repo,
-    number: row.number,
-    updatedAt: row.updated_at,
-    sender: row.sender,
-    headers: parseHeaders(row.headers),
-    body: row.body,
-    state: row.state,
-    attempts: row.attempts,
-    lastError: row.last_error,
-    receivedAt: row.received_at,
-  };
-  if (row.reason !== null) stored.reason = row.reason;
-  return stored;
-}
-
-function parseHeaders(text: string): Record<string, string> {
-  try {
-    const value: unknown = JSON.parse(text);
-    return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, string>) : {};
-  } catch {
-    return {};
-  }
 }
 
 /** fsync of a directory, so that a file created in it survives a power cut (Linux; elsewhere best effort). */

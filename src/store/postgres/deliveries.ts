@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import type { Db, DbClient } from './db.js';
 import type { JournalFilter } from '../../journal/api.js';
-import type { DeliveryState, NewDelivery, StoredDelivery } from '../../journal/types.js';
+import { type DeliveryRow, toStored } from '../../journal/rows.js';
+import type { NewDelivery, StoredDelivery } from '../../journal/types.js';
 import type { DeliveryStore } from '../api.js';
 import { NOW_MS } from './schema.js';
 
@@ -11,25 +12,8 @@ interface Waiting {
   reject(error: unknown): void;
 }
 
-interface Row {
-  seq: string;
-  id: string;
-  event: string;
-  event_type: string;
-  action: string | null;
-  subject: string | null;
-  repo: string | null;
-  number: number | null;
-  updated_at: string | null;
-  sender: string | null;
-  headers: string;
-  body: string;
-  state: DeliveryState;
-  reason: string | null;
-  attempts: number;
-  last_error: string | null;
-  received_at: string;
-}
+/** A `deliveries` row; `pg` answers `bigint` columns as strings. */
+type Row = DeliveryRow;
 
 /** Appends per group transaction at most (a bound on one statement's size). */
 const MAX_GROUP = 500;
@@ -239,27 +223,4 @@ export class PgDeliveries implements DeliveryStore {
       throw error;
     }
   }
-}
-
-function toStored(row: Row): StoredDelivery {
-  const stored: StoredDelivery = {
-    seq: Number(row.seq),
-    id: row.id,
-    event: row.event,
-    eventType: row.event_type,
-    action: row.action,
-    subject: row.subject,
-    repo: row.repo,
-    number: row.number,
-    updatedAt: row.updated_at,
-    sender: row.sender,
-    headers: JSON.parse(row.headers) as Record<string, string>,
-    body: row.body,
-    state: row.state,
-    attempts: row.attempts,
-    lastError: row.last_error,
-    receivedAt: Number(row.received_at),
-  };
-  if (row.reason !== null) stored.reason = row.reason;
-  return stored;
 }
