@@ -47,46 +47,24 @@ export function giteaDeliveryHeaders(input: GiteaHeaderInput): Record<string, st
   const sha256 = secret ? signPayload(secret, json) : '';
   const sha1 = secret ? createHmac('sha1', secret).update(json).digest('hex') : '';
   const target = input.targetType ?? 'repository';
-  if (input.forgejo) {
-    return {
-      'Content-Type': input.form ? 'application/x-www-form-urlencoded' : 'application/json',
-      'X-Forgejo-Delivery': id,
-      'X-Forgejo-Event': event,
-      'X-Forgejo-Event-Type': type,
-      'X-Forgejo-Signature': sha256,
-      'X-Gitea-Delivery': id,
-      'X-Gitea-Event': event,
-      'X-Gitea-Event-Type': type,
-      'X-Gitea-Signature': sha256,
-      'X-Gogs-Delivery': id,
-      'X-Gogs-Event': event,
-      'X-Gogs-Event-Type': type,
-      'X-Gogs-Signature': sha256,
-      'X-Hub-Signature': `sha1=${sha1}`,
-      'X-Hub-Signature-256': `sha256=${sha256}`,
-      'X-GitHub-Delivery': id,
-      'X-GitHub-Event': event,
-      'X-GitHub-Event-Type': type,
-      'User-Agent': input.userAgent ?? 'Go-http-client/1.1',
-    };
-  }
+  // Forgejo sends the same sets plus its own first, without `…-Hook-Installation-Target-Type`.
+  const forgejo = input.forgejo === true;
+  const named = (prefix: string, signed: boolean): Record<string, string> => ({
+    [`X-${prefix}-Delivery`]: id,
+    [`X-${prefix}-Event`]: event,
+    [`X-${prefix}-Event-Type`]: type,
+    ...(signed ? { [`X-${prefix}-Signature`]: sha256 } : {}),
+  });
   return {
     'Content-Type': input.form ? 'application/x-www-form-urlencoded' : 'application/json',
-    'X-Gitea-Delivery': id,
-    'X-Gitea-Event': event,
-    'X-Gitea-Event-Type': type,
-    'X-Gitea-Signature': sha256,
-    'X-Gitea-Hook-Installation-Target-Type': target,
-    'X-Gogs-Delivery': id,
-    'X-Gogs-Event': event,
-    'X-Gogs-Event-Type': type,
-    'X-Gogs-Signature': sha256,
+    ...(forgejo ? named('Forgejo', true) : {}),
+    ...named('Gitea', true),
+    ...(forgejo ? {} : { 'X-Gitea-Hook-Installation-Target-Type': target }),
+    ...named('Gogs', true),
     'X-Hub-Signature': `sha1=${sha1}`,
     'X-Hub-Signature-256': `sha256=${sha256}`,
-    'X-GitHub-Delivery': id,
-    'X-GitHub-Event': event,
-    'X-GitHub-Event-Type': type,
-    'X-GitHub-Hook-Installation-Target-Type': target,
+    ...named('GitHub', false),
+    ...(forgejo ? {} : { 'X-GitHub-Hook-Installation-Target-Type': target }),
     'User-Agent': input.userAgent ?? 'Go-http-client/1.1',
   };
 }
