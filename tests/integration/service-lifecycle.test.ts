@@ -57,3 +57,30 @@ describe('Service.onIdle', () => {
     expect(t.service.journal.pendingCount()).toBe(0);
   });
 });
+
+// SIGTERM's first effect (Service.stop): the process says it is going at once — `/readyz` 503 and
+// webhooks 503 on new connections — while running evaluations drain, so a probe or a load balancer
+// (which retries a 503 on another replica) learns it without waiting for the drain.
+describe('Service.stop', () => {
+  it('answers /readyz and webhooks 503 on new connections while an evaluation drains, then stops listening', async () => {
+    const evaluator = new RecordingEvaluator();
+    evaluator.hold = true;
+    t = await startService({ evaluator, env: { SHUTDOWN_TIMEOUT_MS: '60000' } });
+    expect((await t.post(edit(1))).status).toBe(202);
+    await waitFor(() => evaluator.held === 1, { what: 'the evaluation to start' });
+
+    const stopping = t.service.stop();
+    const ready = await t.get('/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.json).toMatchObject({ status: 'not ready', reasons: ['shutting down'] });
+    const webhook = await t.post(edit(2));
+    expect(webhook.status).toBe(503);
+    expect(webhook.json).toEqual({ error: 'shutting down' });
+    expect(evaluator.items).toHaveLength(0); // still draining: the answers did not wait for it
+
+    evaluator.release();
+    await stopping;
+    expect(evaluator.items.map((i) => i.subject.key)).toEqual(['acme/widgets#1']);
+    await expect(t.get('/readyz')).rejects.toThrow(/ECONNREFUSED/);
+  });
+});
