@@ -116,14 +116,6 @@ function sectionsCondition(
   return { state: 'holds', rule, evidence: `missing or empty: ${missing.join(', ')}${from}` };
 }
 
-/**
- * Whether a label rule holds for the subject, with the condition and evidence that say so.
- * `patterns`: the config's compiled globs (`TriageConfig.patterns`); without it they are compiled here.
- */
-export function evaluateRule(label: string, rule: LabelRule, subject: SubjectState, templates: readonly TemplateInfo[], patterns = new PatternCache()): Outcome {
-  return evaluate(label, rule, subject, templates, new BodySections(subject.body), patterns);
-}
-
 function evaluate(label: string, rule: LabelRule, subject: SubjectState, templates: readonly TemplateInfo[], sections: BodySections, patterns: PatternCache): Outcome {
   const base = `labels.${label}`;
   const outcomes: Outcome[] = [];
