@@ -7,7 +7,7 @@ import { backfillMain } from '../../src/tools/backfill-cli.js';
 import { explainMain } from '../../src/tools/explain-cli.js';
 import { exportMain } from '../../src/tools/export-cli.js';
 import { replayMain } from '../../src/tools/replay-cli.js';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { REPO_ROOT } from '../helpers/process.js';
 import { runMain, simEnv } from './ops-harness.js';
 import { seedTriagedRepo, startTriage, type TriageHarness } from './triage-harness.js';
@@ -38,12 +38,20 @@ function fingerprint(dir: string): Record<string, string> {
 }
 
 /**
- * Runs a script with `node --import tsx` and a clean environment; with `unprivileged`, as `nobody`
- * (`setpriv`), since chmod does not stop root from writing.
+ * Runs a script with `node --import tsx` and a clean environment. With `readOnly` (as root, whom
+ * chmod does not stop), the script runs where `readOnly` cannot be written: in a mount namespace of
+ * its own with `readOnly` bind-mounted read-only (writes fail with EROFS), or, where namespaces are
+ * not allowed, as `nobody` (`setpriv`; the checkout must then be readable by others — a clone in a
+ * 0700 `mktemp -d` is not, which is why the namespace comes first).
  */
-async function runScript(script: string, args: string[], env: Record<string, string>, unprivileged: boolean) {
+async function runScript(script: string, args: string[], env: Record<string, string>, readOnly: string | undefined) {
   const node = [process.execPath, '--import', 'tsx', script, ...args];
-  const [command, ...argv] = unprivileged ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', ...node] : node;
+  const [command, ...argv] =
+    readOnly === undefined
+      ? node
+      : namespaces()
+        ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && exec "$@"', readOnly, ...node]
+        : ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', ...node];
   const child = spawn(command!, argv, { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: os.tmpdir(), ...env } });
   let stdout = '';
   let stderr = '';
@@ -51,6 +59,11 @@ async function runScript(script: string, args: string[], env: Record<string, str
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
   return { code, stdout, stderr };
+}
+
+/** Whether this process may make a mount namespace (root with CAP_SYS_ADMIN, as on CI's machine). */
+function namespaces(): boolean {
+  return spawnSync('unshare', ['--mount', 'true']).status === 0;
 }
 
 beforeAll(async () => {
@@ -111,7 +124,7 @@ describe('read-only tools', () => {
     fs.chmodSync(roDir, 0o555);
     const before = fingerprint(roDir);
 
-    const run = (script: string, args: string[], env: Record<string, string>) => runScript(script, args, env, process.getuid?.() === 0);
+    const run = (script: string, args: string[], env: Record<string, string>) => runScript(script, args, env, process.getuid?.() === 0 ? roDir : undefined);
 
     const explain = await run('scripts/explain.ts', [`${ORG}/${REPO}#${n}`], { DATA_DIR: roDir });
     expect(explain.stderr).toBe('');
